@@ -1,0 +1,51 @@
+"""ttq_keras: Trained Ternary Quantization (Zhu et al., ICLR 2017) for tf_keras and tfmot.
+
+    import ttq_keras
+    from ttq_keras import keras          # tf_keras; ttq_keras sets TF_USE_LEGACY_KERAS for you
+
+    q_model = ttq_keras.quantize_model(float_model)
+"""
+
+from ttq_keras._compat import keras, tf  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS)
+from ttq_keras import ops  # noqa: F401
+from ttq_keras.callbacks import TTQCallback
+from ttq_keras.quantize import custom_objects, quantize_layer, quantize_model, quantize_scope
+from ttq_keras.quantize_configs import TTQQuantizeConfig
+from ttq_keras.quantize_registry import TTQQuantizeRegistry
+from ttq_keras.quantize_scheme import TTQQuantizeScheme
+from ttq_keras.quantizers import ScaleFloor, TTQQuantizer
+from ttq_keras.summary import LayerStats, summary
+from ttq_keras.ternary_weights import (
+    TernaryLayer,
+    initialize_scales_from_weights,
+    ternary_layers,
+    to_float_model,
+)
+
+try:
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("ttq_keras")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "keras",
+    "tf",
+    "quantize_model",
+    "quantize_layer",
+    "quantize_scope",
+    "custom_objects",
+    "summary",
+    "LayerStats",
+    "TTQCallback",
+    "TTQQuantizer",
+    "TTQQuantizeConfig",
+    "TTQQuantizeRegistry",
+    "TTQQuantizeScheme",
+    "ScaleFloor",
+    "TernaryLayer",
+    "ternary_layers",
+    "to_float_model",
+    "initialize_scales_from_weights",
+]

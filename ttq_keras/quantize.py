@@ -1,0 +1,232 @@
+"""Entry points: `quantize_model`, `quantize_layer`, `quantize_scope`.
+
+    import ttq_keras
+    from ttq_keras import keras
+
+    model = keras.Sequential([...])            # a tf_keras model, trained in float first
+    q_model = ttq_keras.quantize_model(model)  # ternary kernels with trained Wp/Wn
+    q_model.compile(...); q_model.fit(...)
+    ttq_keras.summary(q_model)
+"""
+
+import contextlib
+import logging
+
+from tensorflow_model_optimization.python.core.quantization.keras import (
+    quantize as tfmot_quantize,
+    quantize_annotate,
+    quantize_wrapper,
+)
+
+from ttq_keras._compat import check_is_tf_keras_model, keras
+from ttq_keras.quantize_configs import TTQQuantizeConfig
+from ttq_keras.quantize_registry import (
+    SUPPORTED_LAYERS,
+    TTQQuantizeRegistry,
+    has_kernel_weights,
+    unsupported_reason,
+)
+from ttq_keras.quantize_scheme import TTQQuantizeScheme
+from ttq_keras.quantizers import ScaleFloor, TTQQuantizer
+from ttq_keras.ternary_weights import initialize_scales_from_weights
+
+__all__ = ["quantize_model", "quantize_layer", "quantize_scope", "custom_objects"]
+
+_log = logging.getLogger("ttq_keras")
+
+
+def custom_objects():
+    """Every class a saved ttq_keras model may refer to, by name."""
+    return {
+        "TTQQuantizer": TTQQuantizer,
+        "TTQQuantizeConfig": TTQQuantizeConfig,
+        "ScaleFloor": ScaleFloor,
+        "ttq_keras>TTQQuantizer": TTQQuantizer,
+        "ttq_keras>TTQQuantizeConfig": TTQQuantizeConfig,
+        "ttq_keras>ScaleFloor": ScaleFloor,
+    }
+
+
+@contextlib.contextmanager
+def quantize_scope(*extra_custom_objects):
+    """Scope for `tf_keras.models.load_model` of a quantized model (.keras, .h5, SavedModel).
+
+        with ttq_keras.quantize_scope():
+            model = keras.models.load_model("model.keras")
+    """
+    objects = custom_objects()
+    for extra in extra_custom_objects:
+        objects.update(extra)
+    with tfmot_quantize.quantize_scope(objects):
+        yield
+
+
+def _quantizer_kwargs(threshold, per_channel, positive_scales, min_scale, scale_init, mode):
+    return dict(
+        threshold=threshold,
+        per_channel=per_channel,
+        positive_scales=positive_scales,
+        min_scale=min_scale,
+        scale_init=scale_init,
+        mode=mode,
+    )
+
+
+def quantize_layer(
+    layer,
+    *,
+    threshold=0.05,
+    per_channel=False,
+    positive_scales=False,
+    min_scale=1e-3,
+    scale_init="ones",
+    mode="ttq",
+):
+    """Wraps one Conv2D, DepthwiseConv2D or Dense layer for TTQ training.
+
+    Use it where `quantize_model` cannot go, such as inside a subclassed model:
+
+        class Net(keras.Model):
+            def __init__(self):
+                super().__init__()
+                self.hidden = ttq_keras.quantize_layer(keras.layers.Dense(64, activation="relu"))
+                self.out = keras.layers.Dense(10)
+
+    Returns a tfmot `QuantizeWrapperV2`. With scale_init="data", call
+    `ttq_keras.initialize_scales_from_weights(model)` once the model is built and has its weights.
+    """
+    if not isinstance(layer, keras.layers.Layer) or isinstance(layer, keras.Model):
+        check_is_tf_keras_model(layer, "layer") if isinstance(layer, keras.Model) else None
+        raise TypeError(
+            f"quantize_layer expects a tf_keras layer; received {type(layer).__module__}."
+            f"{type(layer).__name__}."
+        )
+    reason = unsupported_reason(layer)
+    if reason is not None:
+        raise ValueError(f"Layer {layer.name!r} cannot be ternarized: {reason}.")
+    registry = TTQQuantizeRegistry(
+        _quantizer_kwargs(threshold, per_channel, positive_scales, min_scale, scale_init, mode)
+    )
+    return quantize_wrapper.QuantizeWrapperV2(layer, registry.get_quantize_config(layer))
+
+
+def _check_graph_model(model):
+    check_is_tf_keras_model(model)
+    if not isinstance(model, keras.Sequential) and not getattr(model, "_is_graph_network", False):
+        raise ValueError(
+            f"quantize_model needs a Sequential or Functional model; {model.name!r} is a "
+            f"subclassed {type(model).__name__}. Inside subclassed models wrap the layers "
+            "themselves with ttq_keras.quantize_layer(...)."
+        )
+    if not model.built:
+        raise ValueError(
+            f"Model {model.name!r} is not built: give it an Input or call model.build(shape)."
+        )
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            raise ValueError(
+                f"Model {model.name!r} contains the nested model {layer.name!r}; tfmot cannot "
+                "clone nested models. Flatten it into one Functional model first."
+            )
+        if isinstance(layer, quantize_wrapper.QuantizeWrapper):
+            raise ValueError(
+                f"Model {model.name!r} is already quantized (layer {layer.name!r} is a "
+                "QuantizeWrapper)."
+            )
+
+
+def _choose_layers(model, keep_first_and_last_float, float_layers, allow_unsupported):
+    names = {layer.name for layer in model.layers}
+    unknown = sorted(set(float_layers) - names)
+    if unknown:
+        raise ValueError(f"`float_layers` names layers that are not in the model: {unknown}")
+    candidates, unsupported = [], []
+    for layer in model.layers:
+        reason = unsupported_reason(layer)
+        if reason is None:
+            candidates.append(layer)
+        elif has_kernel_weights(layer):
+            unsupported.append(f"{layer.name!r}: {reason}")
+    if unsupported:
+        message = "These layers have kernels that TTQ cannot ternarize: " + "; ".join(unsupported)
+        if not allow_unsupported:
+            raise ValueError(
+                message + ". Pass allow_unsupported=True to keep them float, or replace them."
+            )
+        _log.warning("%s. They stay float (allow_unsupported=True).", message)
+    if not candidates:
+        raise ValueError(
+            f"Model {model.name!r} has no layer TTQ can ternarize (supported: "
+            f"{', '.join(k.__name__ for k in SUPPORTED_LAYERS)})."
+        )
+    kept_float = set(float_layers)
+    if keep_first_and_last_float:
+        kept_float |= {candidates[0].name, candidates[-1].name}
+    chosen = [layer for layer in candidates if layer.name not in kept_float]
+    if not chosen:
+        raise ValueError(
+            f"Nothing left to ternarize in {model.name!r}: its only supported layers "
+            f"{[layer.name for layer in candidates]} are kept float (keep_first_and_last_float="
+            f"{keep_first_and_last_float}, float_layers={list(float_layers)})."
+        )
+    return chosen
+
+
+def quantize_model(
+    model,
+    *,
+    threshold=0.05,
+    keep_first_and_last_float=True,
+    float_layers=(),
+    per_channel=False,
+    positive_scales=False,
+    min_scale=1e-3,
+    scale_init="ones",
+    mode="ttq",
+    allow_unsupported=False,
+):
+    """Returns a copy of `model` whose Conv2D, DepthwiseConv2D and Dense kernels train with TTQ.
+
+    The copy keeps the model's weights; every ternarized layer is wrapped by tfmot's
+    `QuantizeWrapperV2` (named "quant_<name>") with a `TTQQuantizeConfig`, and gets two trainable
+    scales Wp and Wn. Activations stay float, as in the paper. Compile the returned model anew.
+
+    Args:
+      model: a built tf_keras Sequential or Functional model (not Keras 3, not subclassed).
+      threshold: t in Δ = t·max|w| (0.05 in the paper).
+      keep_first_and_last_float: keep the first and the last supported layer float, as the
+        paper does for the first convolution and the last fully connected layer.
+      float_layers: names of more layers to keep float.
+      per_channel, positive_scales, min_scale, scale_init, mode: see `TTQQuantizer`.
+        scale_init="data" fits Wp/Wn to the copied weights before returning.
+      allow_unsupported: keep layers with kernels TTQ does not support (Conv1D, LSTM, ...) float
+        with a warning instead of raising.
+
+    Raises:
+      TypeError: for a Keras 3 model. ValueError: for subclassed or nested models, unknown
+      `float_layers`, unsupported layers (unless allowed), or nothing to ternarize.
+    """
+    _check_graph_model(model)
+    quantizer_kwargs = _quantizer_kwargs(
+        threshold, per_channel, positive_scales, min_scale, scale_init, mode
+    )
+    TTQQuantizer(**quantizer_kwargs)  # validates the arguments before any cloning
+    chosen = _choose_layers(model, keep_first_and_last_float, tuple(float_layers), allow_unsupported)
+    chosen_names = {layer.name for layer in chosen}
+    registry = TTQQuantizeRegistry(quantizer_kwargs, layer_names=chosen_names)
+
+    def _annotate(layer):
+        if layer.name in chosen_names:
+            return quantize_annotate.QuantizeAnnotate(
+                layer, quantize_config=registry.get_quantize_config(layer)
+            )
+        return layer
+
+    annotated = keras.models.clone_model(model, clone_function=_annotate)
+    with quantize_scope():
+        quantized = tfmot_quantize.quantize_apply(
+            annotated, scheme=TTQQuantizeScheme(quantizer_kwargs, chosen_names)
+        )
+    if scale_init == "data":
+        initialize_scales_from_weights(quantized)
+    return quantized
