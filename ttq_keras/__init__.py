@@ -9,6 +9,7 @@
 from ttq_keras._compat import keras, tf  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS)
 from ttq_keras import ops  # noqa: F401
 from ttq_keras.callbacks import TTQCallback
+from ttq_keras.convert import convert
 from ttq_keras.quantize import custom_objects, quantize_layer, quantize_model, quantize_scope
 from ttq_keras.quantize_configs import TTQQuantizeConfig
 from ttq_keras.quantize_registry import TTQQuantizeRegistry
@@ -32,6 +33,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "keras",
     "tf",
+    "convert",
     "quantize_model",
     "quantize_layer",
     "quantize_scope",

@@ -8,6 +8,7 @@ import numpy as np
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
 
 from ttq_keras._compat import keras
+from ttq_keras.lite.sizes import packed_layer_bytes
 from ttq_keras.ternary_weights import _all_layers, is_ttq_wrapper, ternary_layers, wrapped_layer_variables
 
 __all__ = ["LayerStats", "summary", "packed_ternary_bytes", "layer_stats"]
@@ -17,7 +18,7 @@ FLOAT_BYTES = 4
 
 def packed_ternary_bytes(out_channels: int, row_length: int) -> int:
     """Bytes of one packed ternary op (docs/format.md): codes + pos/neg scales + bias."""
-    return out_channels * math.ceil(row_length / 5) + 3 * FLOAT_BYTES * out_channels
+    return packed_layer_bytes(out_channels, row_length)
 
 
 @dataclasses.dataclass
