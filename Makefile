@@ -10,9 +10,9 @@ FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 # Pytest workers are not used: TF already uses both cores.
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-python dataset clean
+.PHONY: setup demo test test-python dataset clean delegate test-cpp build-deps
 
-setup: $(SETUP_STAMP) dataset
+setup: $(SETUP_STAMP) dataset delegate
 
 $(SETUP_STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,10 +27,36 @@ dataset:
 demo: setup
 	$(PY) -m ttq_keras.demo
 
-test: setup test-python
+test: setup test-cpp test-python
 
 test-python: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The C++ TFLite delegate (tflite_delegate/): Release build, installed as
+# ttq_keras/lib/libttq_delegate.so. The TFLite headers come from a pinned registry artifact
+# (scripts/fetch_tflite_headers.sh); the Debian build tools from scripts/install_build_deps.sh.
+DELEGATE_DIR := tflite_delegate
+DELEGATE_BUILD := $(DELEGATE_DIR)/build
+DELEGATE_ASAN_BUILD := $(DELEGATE_DIR)/build-asan
+DELEGATE_LIB := ttq_keras/lib/libttq_delegate.so
+
+build-deps:
+	@bash scripts/install_build_deps.sh
+
+delegate: build-deps
+	cmake -S $(DELEGATE_DIR) -B $(DELEGATE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(DELEGATE_BUILD) --target ttq_delegate
+	mkdir -p $(dir $(DELEGATE_LIB))
+	cp $(DELEGATE_BUILD)/libttq_delegate.so $(DELEGATE_LIB)
+
+# gtest suites, then the same suites built with AddressSanitizer + UndefinedBehaviorSanitizer.
+test-cpp: delegate
+	cmake --build $(DELEGATE_BUILD)
+	ctest --test-dir $(DELEGATE_BUILD) --output-on-failure
+	cmake -S $(DELEGATE_DIR) -B $(DELEGATE_ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DTTQ_SANITIZE=ON -DTTQ_TFLITE_INCLUDE_DIR=$(CURDIR)/$(DELEGATE_BUILD)/tflite_headers/include
+	cmake --build $(DELEGATE_ASAN_BUILD)
+	ctest --test-dir $(DELEGATE_ASAN_BUILD) --output-on-failure
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info $(DELEGATE_BUILD) $(DELEGATE_ASAN_BUILD) ttq_keras/lib

@@ -10,6 +10,7 @@ from ttq_keras._compat import keras, tf  # noqa: F401  (first: sets TF_USE_LEGAC
 from ttq_keras import ops  # noqa: F401
 from ttq_keras.callbacks import TTQCallback
 from ttq_keras.convert import convert
+from ttq_keras.delegate import Interpreter, load_delegate
 from ttq_keras.quantize import custom_objects, quantize_layer, quantize_model, quantize_scope
 from ttq_keras.quantize_configs import TTQQuantizeConfig
 from ttq_keras.quantize_registry import TTQQuantizeRegistry
@@ -34,6 +35,8 @@ __all__ = [
     "keras",
     "tf",
     "convert",
+    "load_delegate",
+    "Interpreter",
     "quantize_model",
     "quantize_layer",
     "quantize_scope",

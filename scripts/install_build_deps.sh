@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the C++ delegate build needs, only when one is missing:
+# cmake, ninja, g++, GoogleTest, Maven (to fetch the TFLite headers) and unzip.
+set -euo pipefail
+
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v ninja >/dev/null || need+=(ninja-build)
+command -v g++ >/dev/null || need+=(g++)
+command -v mvn >/dev/null || need+=(maven)
+command -v unzip >/dev/null || need+=(unzip)
+[[ -f /usr/include/gtest/gtest.h ]] || need+=(libgtest-dev)
+
+if ((${#need[@]})); then
+  echo "install_build_deps: installing ${need[*]}" >&2
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi

@@ -1,0 +1,216 @@
+#include "op_options.h"
+
+#include <cstring>
+#include <limits>
+#include <map>
+
+#include "flexbuffer_reader.h"
+
+namespace ttq {
+namespace {
+
+using FlexMap = std::map<std::string, FlexValue>;
+
+// Largest accepted channel count, kernel size, stride, ...: keeps every product we form in
+// int64 and every row length in int32.
+constexpr int64_t kMaxDim = std::numeric_limits<int32_t>::max();
+
+bool GetInt(const FlexMap& map, const char* key, int64_t min_value, int* out,
+            std::string* error) {
+  auto it = map.find(key);
+  if (it == map.end()) {
+    *error = std::string("missing required key '") + key + "' (int)";
+    return false;
+  }
+  const FlexValue& v = it->second;
+  int64_t value;
+  if (v.type == FlexValue::Type::kInt) {
+    value = v.int_value;
+  } else if (v.type == FlexValue::Type::kUInt && v.uint_value <= uint64_t{kMaxDim}) {
+    value = static_cast<int64_t>(v.uint_value);
+  } else if (v.type == FlexValue::Type::kUInt) {
+    value = kMaxDim + 1;
+  } else {
+    *error = std::string("key '") + key + "' must be an int; got a " + FlexTypeName(v.type);
+    return false;
+  }
+  if (value < min_value || value > kMaxDim) {
+    *error = std::string("key '") + key + "' must be in [" + std::to_string(min_value) + ", " +
+             std::to_string(kMaxDim) + "]; got " + std::to_string(value);
+    return false;
+  }
+  *out = static_cast<int>(value);
+  return true;
+}
+
+bool GetString(const FlexMap& map, const char* key, std::string* out, std::string* error) {
+  auto it = map.find(key);
+  if (it == map.end()) {
+    *error = std::string("missing required key '") + key + "' (string)";
+    return false;
+  }
+  if (it->second.type != FlexValue::Type::kString) {
+    *error = std::string("key '") + key + "' must be a string; got a " +
+             FlexTypeName(it->second.type);
+    return false;
+  }
+  *out = it->second.string_value;
+  return true;
+}
+
+bool GetBool(const FlexMap& map, const char* key, bool* out, std::string* error) {
+  auto it = map.find(key);
+  if (it == map.end()) {
+    *error = std::string("missing required key '") + key + "' (bool)";
+    return false;
+  }
+  if (it->second.type != FlexValue::Type::kBool) {
+    *error = std::string("key '") + key + "' must be a bool; got a " +
+             FlexTypeName(it->second.type);
+    return false;
+  }
+  *out = it->second.int_value != 0;
+  return true;
+}
+
+bool ParseActivation(const FlexMap& map, core::Activation* out, std::string* error) {
+  std::string s;
+  if (!GetString(map, "activation", &s, error)) return false;
+  if (s == "NONE") {
+    *out = core::Activation::kNone;
+  } else if (s == "RELU") {
+    *out = core::Activation::kRelu;
+  } else if (s == "RELU6") {
+    *out = core::Activation::kRelu6;
+  } else {
+    *error = "key 'activation' must be NONE, RELU or RELU6; got '" + s + "'";
+    return false;
+  }
+  return true;
+}
+
+bool ParseConv(const FlexMap& map, core::OpParams* p, std::string* error) {
+  std::string padding;
+  if (!GetInt(map, "in_channels", 1, &p->in_channels, error) ||
+      !GetInt(map, "out_channels", 1, &p->out_channels, error) ||
+      !GetInt(map, "kernel_height", 1, &p->kernel_height, error) ||
+      !GetInt(map, "kernel_width", 1, &p->kernel_width, error) ||
+      !GetInt(map, "stride_height", 1, &p->stride_height, error) ||
+      !GetInt(map, "stride_width", 1, &p->stride_width, error) ||
+      !GetInt(map, "dilation_height", 1, &p->dilation_height, error) ||
+      !GetInt(map, "dilation_width", 1, &p->dilation_width, error) ||
+      !GetString(map, "padding", &padding, error)) {
+    return false;
+  }
+  if (padding == "SAME") {
+    p->padding_same = true;
+  } else if (padding == "VALID") {
+    p->padding_same = false;
+  } else {
+    *error = "key 'padding' must be SAME or VALID; got '" + padding + "'";
+    return false;
+  }
+  // Effective kernel sizes and the conv row length KH·KW·Cin must stay within int32.
+  const int64_t eh = int64_t{p->kernel_height - 1} * p->dilation_height + 1;
+  const int64_t ew = int64_t{p->kernel_width - 1} * p->dilation_width + 1;
+  int64_t row = int64_t{p->kernel_height} * p->kernel_width;
+  if (p->kind == core::OpKind::kConv2D && row <= kMaxDim) row *= p->in_channels;
+  if (eh > kMaxDim || ew > kMaxDim || row > kMaxDim) {
+    *error = "kernel " + std::to_string(p->kernel_height) + "x" +
+             std::to_string(p->kernel_width) + " with these dilations/channels is too large";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool OpKindFromName(const char* custom_name, core::OpKind* kind) {
+  if (custom_name == nullptr) return false;
+  if (std::strcmp(custom_name, kConvName) == 0) {
+    *kind = core::OpKind::kConv2D;
+  } else if (std::strcmp(custom_name, kDepthwiseName) == 0) {
+    *kind = core::OpKind::kDepthwiseConv2D;
+  } else if (std::strcmp(custom_name, kFullyConnectedName) == 0) {
+    *kind = core::OpKind::kFullyConnected;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+const char* OpName(core::OpKind kind) {
+  switch (kind) {
+    case core::OpKind::kConv2D:
+      return kConvName;
+    case core::OpKind::kDepthwiseConv2D:
+      return kDepthwiseName;
+    case core::OpKind::kFullyConnected:
+      return kFullyConnectedName;
+  }
+  return "?";
+}
+
+bool ParseOpOptions(core::OpKind kind, const uint8_t* data, size_t size, TtqOpOptions* options,
+                    std::string* error) {
+  FlexMap map;
+  if (!ParseFlexMap(data, size, &map, error)) return false;
+
+  // The version first: a reader must not guess at a format it does not implement.
+  auto version = map.find("version");
+  if (version == map.end()) {
+    *error = "missing required key 'version' (int)";
+    return false;
+  }
+  if (version->second.type != FlexValue::Type::kInt &&
+      version->second.type != FlexValue::Type::kUInt) {
+    *error = std::string("key 'version' must be an int; got a ") +
+             FlexTypeName(version->second.type);
+    return false;
+  }
+  const bool is_one = version->second.type == FlexValue::Type::kInt
+                          ? version->second.int_value == kFormatVersion
+                          : version->second.uint_value == uint64_t{kFormatVersion};
+  if (!is_one) {
+    const std::string got = version->second.type == FlexValue::Type::kInt
+                                ? std::to_string(version->second.int_value)
+                                : std::to_string(version->second.uint_value);
+    *error = "unsupported format version " + got + "; this delegate implements version " +
+             std::to_string(kFormatVersion);
+    return false;
+  }
+
+  core::OpParams p;
+  p.kind = kind;
+  if (!ParseActivation(map, &p.activation, error)) return false;
+  options->keep_num_dims = false;
+  switch (kind) {
+    case core::OpKind::kConv2D:
+      if (!ParseConv(map, &p, error)) return false;
+      break;
+    case core::OpKind::kDepthwiseConv2D:
+      if (!GetInt(map, "depth_multiplier", 1, &p.depth_multiplier, error) ||
+          !ParseConv(map, &p, error)) {
+        return false;
+      }
+      if (int64_t{p.in_channels} * p.depth_multiplier != p.out_channels) {
+        *error = "out_channels (" + std::to_string(p.out_channels) +
+                 ") must equal in_channels * depth_multiplier (" +
+                 std::to_string(p.in_channels) + " * " + std::to_string(p.depth_multiplier) +
+                 ")";
+        return false;
+      }
+      break;
+    case core::OpKind::kFullyConnected:
+      if (!GetInt(map, "in_features", 1, &p.in_channels, error) ||
+          !GetInt(map, "out_features", 1, &p.out_channels, error) ||
+          !GetBool(map, "keep_num_dims", &options->keep_num_dims, error)) {
+        return false;
+      }
+      break;
+  }
+  options->params = p;
+  return true;
+}
+
+}  // namespace ttq

@@ -1,0 +1,550 @@
+// The TFLite glue: a raw TfLiteDelegate (written against common.h only; no SimpleDelegate) that
+// claims the CUSTOM ops TTQ_CONV_2D, TTQ_DEPTHWISE_CONV_2D and TTQ_FULLY_CONNECTED.
+//
+// Flow:
+//   DelegatePrepare (ModifyGraphWithDelegate): walk the execution plan, validate every TTQ node
+//     against docs/format.md section 5 (options, dtypes, constant weights and their shapes, code
+//     bytes) and fail with "TTQ delegate: node N (OP): problem" on the first bad one. Then
+//     replace each TTQ node by its own delegate kernel node (one
+//     ReplaceNodeSubsetsWithDelegateKernels call per node, so the runtime keeps allocating
+//     every tensor between two TTQ ops).
+//   KernelInit: parse the options again, unpack the trits and create the kernel (CreateKernel
+//     picks the best implementation for the CPU and mode).
+//   KernelPrepare (AllocateTensors): check the input shape (section 5, last item; shapes are
+//     known only now) and resize the output. Runs again after every input resize.
+//   KernelInvoke: run the kernel.
+//
+// Why kTfLiteDelegateFlagsAllowDynamicTensors: without it the runtime first prepares the whole
+// original graph to look for dynamic tensors, which fails on the unresolved TTQ custom ops
+// before this delegate ever sees them (landscape.md, D.1).
+//
+// ABI: built against the TFLite 2.16.1 headers and loaded by newer runtimes (LiteRT 2.3.0, TF
+// 2.21). The structs are append-only, so this code reads only fields that 2.16.1 has; the
+// TfLiteDelegate we hand out is followed by zeroed bytes so that a runtime reading a newer,
+// longer struct finds zeros (the defaults) rather than garbage.
+#include "ttq_delegate/ttq_delegate.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "core/geometry.h"
+#include "core/kernel.h"
+#include "core/packing.h"
+#include "op_options.h"
+#include "tensorflow/lite/builtin_ops.h"
+#include "tensorflow/lite/c/common.h"
+#ifdef TTQ_HAVE_THREAD_POOL
+#include "core/thread_pool.h"
+#endif
+
+namespace ttq {
+namespace {
+
+constexpr char kDelegateKernelName[] = "TtqDelegate";
+constexpr int kNumInputs = 5;
+constexpr int kInput = 0, kCodes = 1, kPosScales = 2, kNegScales = 3, kBias = 4;
+constexpr const char* kInputNames[kNumInputs] = {"input", "codes", "pos_scales", "neg_scales",
+                                                 "bias"};
+
+struct NodeRecord {
+  const TfLiteContext* graph;  // each subgraph has its own context
+  int node_index;
+  std::string op_name;
+  std::string kernel_name;
+};
+
+class Delegate {
+ public:
+  explicit Delegate(const TfLiteTtqDelegateOptions& options) : options_(options) {
+    std::memset(&padded_, 0, sizeof(padded_));
+    padded_.delegate.data_ = this;
+    padded_.delegate.Prepare = &Delegate::Prepare;
+    padded_.delegate.flags = kTfLiteDelegateFlagsAllowDynamicTensors;
+#ifdef TTQ_HAVE_THREAD_POOL
+    if (options.num_threads > 1) pool_.reset(new core::ThreadPool(options.num_threads));
+#endif
+  }
+
+  static Delegate* From(const TfLiteDelegate* d) { return static_cast<Delegate*>(d->data_); }
+  TfLiteDelegate* tflite_delegate() { return &padded_.delegate; }
+
+  core::NumericMode mode() const {
+    return options_.mode == kTfLiteTtqModeFast ? core::NumericMode::kFastInt8
+                                               : core::NumericMode::kExact;
+  }
+  core::ThreadPool* pool() const {
+#ifdef TTQ_HAVE_THREAD_POOL
+    return pool_.get();
+#else
+    return nullptr;
+#endif
+  }
+
+  const std::vector<NodeRecord>& records() const { return records_; }
+  void SetKernelName(const TfLiteContext* graph, int node_index, const char* name) {
+    for (NodeRecord& r : records_) {
+      if (r.graph == graph && r.node_index == node_index) r.kernel_name = name;
+    }
+  }
+  // Drops the records of `graph` (it is being delegated again).
+  void ForgetGraph(const TfLiteContext* graph) {
+    std::vector<NodeRecord> kept;
+    for (NodeRecord& r : records_) {
+      if (r.graph != graph) kept.push_back(std::move(r));
+    }
+    records_.swap(kept);
+  }
+
+ private:
+  static TfLiteStatus Prepare(TfLiteContext* context, TfLiteDelegate* delegate);
+
+  struct Padded {
+    TfLiteDelegate delegate;
+    unsigned char reserved[256];  // zeros for fields a newer runtime may have appended
+  } padded_;
+  const TfLiteTtqDelegateOptions options_;
+#ifdef TTQ_HAVE_THREAD_POOL
+  std::unique_ptr<core::ThreadPool> pool_;
+#endif
+  std::vector<NodeRecord> records_;
+};
+
+// ---- helpers -------------------------------------------------------------------------------
+
+// TfLiteIntArrayCreate is not exported by every runtime (LiteRT 2.3.0 exports no TfLite*
+// symbol); the runtime frees these arrays with free(), so malloc is the matching allocator.
+TfLiteIntArray* NewIntArray(int size) {
+  void* p = std::malloc(sizeof(TfLiteIntArray) + sizeof(int) * static_cast<size_t>(size));
+  if (p == nullptr) return nullptr;
+  auto* a = static_cast<TfLiteIntArray*>(p);
+  a->size = size;
+  return a;
+}
+
+std::string ShapeString(const TfLiteIntArray* dims) {
+  if (dims == nullptr) return "[unknown]";
+  std::string s = "[";
+  for (int i = 0; i < dims->size; ++i) {
+    if (i) s += ", ";
+    s += std::to_string(dims->data[i]);
+  }
+  return s + "]";
+}
+
+std::string TypeName(TfLiteType type) {
+  switch (type) {
+    case kTfLiteFloat32:
+      return "float32";
+    case kTfLiteUInt8:
+      return "uint8";
+    case kTfLiteInt8:
+      return "int8";
+    case kTfLiteInt32:
+      return "int32";
+    case kTfLiteFloat16:
+      return "float16";
+    default:
+      return "type " + std::to_string(static_cast<int>(type));
+  }
+}
+
+std::string TensorLabel(const TfLiteContext* context, int index) {
+  const TfLiteTensor& t = context->tensors[index];
+  std::string s = "tensor " + std::to_string(index);
+  if (t.name != nullptr && t.name[0] != '\0') s += std::string(" '") + t.name + "'";
+  return s;
+}
+
+bool DimsEqual(const TfLiteIntArray* dims, std::initializer_list<int64_t> expected) {
+  if (dims == nullptr || dims->size != static_cast<int>(expected.size())) return false;
+  int i = 0;
+  for (int64_t e : expected) {
+    if (dims->data[i++] != e) return false;
+  }
+  return true;
+}
+
+int64_t NumElements(const TfLiteIntArray* dims) {
+  int64_t n = 1;
+  for (int i = 0; i < dims->size; ++i) n *= dims->data[i];
+  return n;
+}
+
+// A validated node: its options and tensor indices.
+struct NodeInfo {
+  core::OpKind kind;
+  TtqOpOptions options;
+  int tensors[kNumInputs];
+  int output;
+};
+
+// Checks the input activation's current shape (section 5, last item).
+bool CheckInputShape(const NodeInfo& info, const TfLiteIntArray* dims, std::string* error) {
+  const core::OpParams& p = info.options.params;
+  if (info.kind == core::OpKind::kFullyConnected) {
+    const int64_t elements = NumElements(dims);
+    if (dims->size < 1 || elements % p.in_channels != 0) {
+      *error = "input shape " + ShapeString(dims) + " has " + std::to_string(elements) +
+               " elements, not a multiple of in_features = " + std::to_string(p.in_channels);
+      return false;
+    }
+    if (info.options.keep_num_dims && dims->data[dims->size - 1] != p.in_channels) {
+      *error = "input shape " + ShapeString(dims) + " must end in in_features = " +
+               std::to_string(p.in_channels) + " when keep_num_dims is true";
+      return false;
+    }
+    return true;
+  }
+  if (dims->size != 4) {
+    *error = "input must be 4-D NHWC; got shape " + ShapeString(dims);
+    return false;
+  }
+  if (dims->data[3] != p.in_channels) {
+    *error = "input shape " + ShapeString(dims) + " has " + std::to_string(dims->data[3]) +
+             " channels; expected in_channels = " + std::to_string(p.in_channels);
+    return false;
+  }
+  core::ConvShape shape;
+  return core::ComputeConvShape(p, dims->data[0], dims->data[1], dims->data[2], &shape, error);
+}
+
+// Validates node `node` (docs/format.md section 5). When `trits` is not null, also unpacks the
+// codes into it. Input shapes are checked only when `check_input_shape` is set and known.
+bool CheckNode(const TfLiteContext* context, const TfLiteNode* node, core::OpKind kind,
+               bool check_input_shape, NodeInfo* info, std::vector<int8_t>* trits,
+               std::string* error) {
+  info->kind = kind;
+  if (node->inputs == nullptr || node->outputs == nullptr || node->inputs->size != kNumInputs ||
+      node->outputs->size != 1) {
+    *error = "expected 5 inputs (input, codes, pos_scales, neg_scales, bias) and 1 output; got " +
+             std::to_string(node->inputs ? node->inputs->size : 0) + " inputs and " +
+             std::to_string(node->outputs ? node->outputs->size : 0) + " outputs";
+    return false;
+  }
+  for (int i = 0; i < kNumInputs; ++i) {
+    const int t = node->inputs->data[i];
+    if (t < 0 || static_cast<size_t>(t) >= context->tensors_size) {
+      *error = std::string("input ") + std::to_string(i) + " (" + kInputNames[i] +
+               ") is missing";
+      return false;
+    }
+    info->tensors[i] = t;
+  }
+  info->output = node->outputs->data[0];
+  if (info->output < 0 || static_cast<size_t>(info->output) >= context->tensors_size) {
+    *error = "the output tensor is missing";
+    return false;
+  }
+
+  const size_t options_size =
+      node->custom_initial_data_size > 0 ? static_cast<size_t>(node->custom_initial_data_size) : 0;
+  if (!ParseOpOptions(kind, static_cast<const uint8_t*>(node->custom_initial_data), options_size,
+                      &info->options, error)) {
+    *error = "custom options: " + *error;
+    return false;
+  }
+  const core::OpParams& p = info->options.params;
+
+  // Dtypes.
+  static constexpr TfLiteType kTypes[kNumInputs] = {kTfLiteFloat32, kTfLiteUInt8, kTfLiteFloat32,
+                                                    kTfLiteFloat32, kTfLiteFloat32};
+  for (int i = 0; i < kNumInputs; ++i) {
+    const TfLiteTensor& t = context->tensors[info->tensors[i]];
+    if (t.type != kTypes[i]) {
+      *error = std::string(kInputNames[i]) + " (" + TensorLabel(context, info->tensors[i]) +
+               ") has dtype " + TypeName(t.type) + "; expected " + TypeName(kTypes[i]);
+      return false;
+    }
+  }
+  if (context->tensors[info->output].type != kTfLiteFloat32) {
+    *error = "output (" + TensorLabel(context, info->output) + ") has dtype " +
+             TypeName(context->tensors[info->output].type) + "; expected float32";
+    return false;
+  }
+
+  // Constant weights with the shapes of section 2 and buffers long enough for them.
+  const int64_t k = core::RowLength(p);
+  const int64_t row_bytes = core::PackedRowBytes(k);
+  const int64_t c_out = p.out_channels;
+  for (int i = kCodes; i <= kBias; ++i) {
+    const TfLiteTensor& t = context->tensors[info->tensors[i]];
+    const std::string label = std::string(kInputNames[i]) + " (" +
+                              TensorLabel(context, info->tensors[i]) + ")";
+    if (t.allocation_type != kTfLiteMmapRo || t.data.raw == nullptr) {
+      *error = label + " must be a constant tensor with a buffer";
+      return false;
+    }
+    const bool is_codes = i == kCodes;
+    const bool shape_ok = is_codes ? DimsEqual(t.dims, {c_out, row_bytes})
+                                   : DimsEqual(t.dims, {c_out});
+    if (!shape_ok) {
+      *error = label + " has shape " + ShapeString(t.dims) + "; expected " +
+               (is_codes ? "[" + std::to_string(c_out) + ", " + std::to_string(row_bytes) +
+                               "] = [C_out, ceil(K / 5)] with K = " + std::to_string(k)
+                         : "[" + std::to_string(c_out) + "] = [C_out]");
+      return false;
+    }
+    const int64_t needed = is_codes ? c_out * row_bytes : c_out * int64_t{sizeof(float)};
+    if (static_cast<int64_t>(t.bytes) < needed) {
+      *error = label + " has a " + std::to_string(t.bytes) + "-byte buffer; its shape needs " +
+               std::to_string(needed) + " bytes";
+      return false;
+    }
+  }
+  const uint8_t* codes = context->tensors[info->tensors[kCodes]].data.uint8;
+  std::string code_error;
+  const bool codes_ok =
+      trits != nullptr
+          ? (trits->resize(static_cast<size_t>(c_out * k)),
+             core::UnpackTrits(codes, c_out, k, trits->data(), &code_error))
+          : core::ValidatePackedTrits(codes, c_out, k, &code_error);
+  if (!codes_ok) {
+    *error = "codes (" + TensorLabel(context, info->tensors[kCodes]) + "): " + code_error;
+    return false;
+  }
+
+  if (check_input_shape) {
+    const TfLiteIntArray* dims = context->tensors[info->tensors[kInput]].dims;
+    if (dims != nullptr && dims->size > 0 && !CheckInputShape(*info, dims, error)) {
+      *error = "input (" + TensorLabel(context, info->tensors[kInput]) + "): " + *error;
+      return false;
+    }
+  }
+  return true;
+}
+
+void ReportNodeError(TfLiteContext* context, int node_index, core::OpKind kind,
+                     const std::string& error) {
+  context->ReportError(context, "TTQ delegate: node %d (%s): %s.\n", node_index, OpName(kind),
+                       error.c_str());
+}
+
+// ---- the delegate kernel (one per TTQ node) --------------------------------------------------
+
+struct OpState {
+  int node_index = -1;
+  NodeInfo info;
+  std::unique_ptr<core::TernaryKernel> kernel;
+  core::ThreadPool* pool = nullptr;
+  std::string error;  // set when Init failed; reported by Prepare
+  // Geometry of the next Invoke, set by Prepare.
+  core::ConvShape conv_shape;
+  int fc_rows = 0;
+};
+
+void* KernelInit(TfLiteContext* context, const char* buffer, size_t /*length*/) {
+  auto* state = new (std::nothrow) OpState;
+  if (state == nullptr) return nullptr;
+  const auto* params = reinterpret_cast<const TfLiteDelegateParams*>(buffer);
+  if (params == nullptr || params->nodes_to_replace == nullptr ||
+      params->nodes_to_replace->size != 1) {
+    state->error = "internal error: expected one node per delegate kernel";
+    return state;
+  }
+  Delegate* delegate = Delegate::From(params->delegate);
+  state->node_index = params->nodes_to_replace->data[0];
+  TfLiteNode* node = nullptr;
+  TfLiteRegistration* reg = nullptr;
+  core::OpKind kind;
+  if (context->GetNodeAndRegistration(context, state->node_index, &node, &reg) != kTfLiteOk ||
+      !OpKindFromName(reg->custom_name, &kind)) {
+    state->error = "internal error: node is not a TTQ op";
+    return state;
+  }
+  std::vector<int8_t> trits;
+  if (!CheckNode(context, node, kind, /*check_input_shape=*/false, &state->info, &trits,
+                 &state->error)) {
+    return state;
+  }
+  core::TernaryWeights weights;
+  weights.trits = trits.data();
+  weights.pos_scales = context->tensors[state->info.tensors[kPosScales]].data.f;
+  weights.neg_scales = context->tensors[state->info.tensors[kNegScales]].data.f;
+  weights.bias = context->tensors[state->info.tensors[kBias]].data.f;
+  state->kernel = core::CreateKernel(state->info.options.params, weights, delegate->mode());
+  if (!state->kernel) {
+    state->error = "internal error: no kernel for this op";
+    return state;
+  }
+  state->pool = delegate->pool();
+  delegate->SetKernelName(context, state->node_index, state->kernel->Name());
+  return state;
+}
+
+void KernelFree(TfLiteContext* /*context*/, void* buffer) { delete static_cast<OpState*>(buffer); }
+
+TfLiteStatus KernelPrepare(TfLiteContext* context, TfLiteNode* node) {
+  auto* state = static_cast<OpState*>(node->user_data);
+  if (state == nullptr) {
+    context->ReportError(context, "TTQ delegate: out of memory");
+    return kTfLiteError;
+  }
+  const core::OpKind kind = state->info.kind;
+  if (!state->error.empty()) {
+    ReportNodeError(context, state->node_index, kind, state->error);
+    return kTfLiteError;
+  }
+  const TfLiteTensor& input = context->tensors[state->info.tensors[kInput]];
+  TfLiteTensor* output = &context->tensors[state->info.output];
+  std::string error;
+  if (input.dims == nullptr || !CheckInputShape(state->info, input.dims, &error)) {
+    ReportNodeError(context, state->node_index, kind,
+                    "input (" + TensorLabel(context, state->info.tensors[kInput]) + "): " + error);
+    return kTfLiteError;
+  }
+  const core::OpParams& p = state->info.options.params;
+  const TfLiteIntArray* in = input.dims;
+  TfLiteIntArray* out;
+  if (kind == core::OpKind::kFullyConnected) {
+    state->fc_rows = static_cast<int>(NumElements(in) / p.in_channels);
+    if (state->info.options.keep_num_dims) {
+      out = NewIntArray(in->size);
+      if (out == nullptr) return kTfLiteError;
+      for (int i = 0; i < in->size; ++i) out->data[i] = in->data[i];
+      out->data[in->size - 1] = p.out_channels;
+    } else {
+      out = NewIntArray(2);
+      if (out == nullptr) return kTfLiteError;
+      out->data[0] = state->fc_rows;
+      out->data[1] = p.out_channels;
+    }
+  } else {
+    if (!core::ComputeConvShape(p, in->data[0], in->data[1], in->data[2], &state->conv_shape,
+                                &error)) {
+      ReportNodeError(context, state->node_index, kind, error);
+      return kTfLiteError;
+    }
+    out = NewIntArray(4);
+    if (out == nullptr) return kTfLiteError;
+    out->data[0] = state->conv_shape.batch;
+    out->data[1] = state->conv_shape.out_height;
+    out->data[2] = state->conv_shape.out_width;
+    out->data[3] = p.out_channels;
+  }
+  if (output->dims != nullptr && output->dims->size == out->size &&
+      std::memcmp(output->dims->data, out->data, sizeof(int) * out->size) == 0) {
+    std::free(out);
+    return kTfLiteOk;
+  }
+  return context->ResizeTensor(context, output, out);  // takes ownership of `out`
+}
+
+TfLiteStatus KernelInvoke(TfLiteContext* context, TfLiteNode* node) {
+  auto* state = static_cast<OpState*>(node->user_data);
+  const TfLiteTensor& input = context->tensors[state->info.tensors[kInput]];
+  TfLiteTensor& output = context->tensors[state->info.output];
+  if (output.bytes == 0) return kTfLiteOk;  // an empty batch
+  if (input.data.f == nullptr || output.data.f == nullptr) {
+    ReportNodeError(context, state->node_index, state->info.kind,
+                    "input or output tensor has no data (was AllocateTensors called?)");
+    return kTfLiteError;
+  }
+  if (state->info.kind == core::OpKind::kFullyConnected) {
+    state->kernel->RunFullyConnected(state->fc_rows, input.data.f, output.data.f, state->pool);
+  } else {
+    state->kernel->RunConv(state->conv_shape, input.data.f, output.data.f, state->pool);
+  }
+  return kTfLiteOk;
+}
+
+TfLiteStatus Delegate::Prepare(TfLiteContext* context, TfLiteDelegate* tflite_delegate) {
+  Delegate* self = From(tflite_delegate);
+  self->ForgetGraph(context);
+  TfLiteIntArray* plan = nullptr;
+  if (context->GetExecutionPlan(context, &plan) != kTfLiteOk || plan == nullptr) {
+    context->ReportError(context, "TTQ delegate: cannot read the execution plan");
+    return kTfLiteError;
+  }
+  std::vector<int> claimed;
+  for (int i = 0; i < plan->size; ++i) {
+    const int node_index = plan->data[i];
+    TfLiteNode* node = nullptr;
+    TfLiteRegistration* reg = nullptr;
+    if (context->GetNodeAndRegistration(context, node_index, &node, &reg) != kTfLiteOk) {
+      return kTfLiteError;
+    }
+    core::OpKind kind;
+    if (reg->builtin_code != kTfLiteBuiltinCustom || !OpKindFromName(reg->custom_name, &kind)) {
+      continue;
+    }
+    NodeInfo info;
+    std::string error;
+    // Input shapes are checked in KernelPrepare: here, tensors between ops may still hold
+    // placeholder shapes (the runtime propagates shapes only when it prepares the graph).
+    if (!CheckNode(context, node, kind, /*check_input_shape=*/false, &info, nullptr, &error)) {
+      ReportNodeError(context, node_index, kind, error);
+      return kTfLiteError;
+    }
+    claimed.push_back(node_index);
+    self->records_.push_back({context, node_index, OpName(kind), ""});
+  }
+
+  TfLiteRegistration registration;
+  std::memset(&registration, 0, sizeof(registration));
+  registration.init = KernelInit;
+  registration.free = KernelFree;
+  registration.prepare = KernelPrepare;
+  registration.invoke = KernelInvoke;
+  registration.builtin_code = kTfLiteBuiltinDelegate;
+  registration.custom_name = kDelegateKernelName;
+  registration.version = 1;
+  // One delegate kernel per TTQ node (see the top of this file).
+  for (int node_index : claimed) {
+    TfLiteIntArray* nodes = NewIntArray(1);
+    if (nodes == nullptr) return kTfLiteError;
+    nodes->data[0] = node_index;
+    const TfLiteStatus status = context->ReplaceNodeSubsetsWithDelegateKernels(
+        context, registration, nodes, tflite_delegate);
+    std::free(nodes);
+    if (status != kTfLiteOk) return status;
+  }
+  return kTfLiteOk;
+}
+
+}  // namespace
+}  // namespace ttq
+
+extern "C" {
+
+TfLiteTtqDelegateOptions TfLiteTtqDelegateOptionsDefault(void) {
+  TfLiteTtqDelegateOptions options;
+  options.mode = kTfLiteTtqModeExact;
+  options.num_threads = 1;
+  return options;
+}
+
+TfLiteDelegate* TfLiteTtqDelegateCreate(const TfLiteTtqDelegateOptions* options) {
+  const TfLiteTtqDelegateOptions o = options ? *options : TfLiteTtqDelegateOptionsDefault();
+  if ((o.mode != kTfLiteTtqModeExact && o.mode != kTfLiteTtqModeFast) || o.num_threads < 1 ||
+      o.num_threads > 1024) {
+    return nullptr;
+  }
+  auto* delegate = new (std::nothrow) ttq::Delegate(o);
+  return delegate ? delegate->tflite_delegate() : nullptr;
+}
+
+void TfLiteTtqDelegateDelete(TfLiteDelegate* delegate) {
+  if (delegate != nullptr) delete ttq::Delegate::From(delegate);
+}
+
+int TfLiteTtqDelegateNumDelegatedNodes(const TfLiteDelegate* delegate) {
+  return delegate ? static_cast<int>(ttq::Delegate::From(delegate)->records().size()) : 0;
+}
+
+int TfLiteTtqDelegateGetDelegatedNode(const TfLiteDelegate* delegate, int i, int* node_index,
+                                      const char** op_name, const char** kernel_name) {
+  if (delegate == nullptr) return -1;
+  const auto& records = ttq::Delegate::From(delegate)->records();
+  if (i < 0 || static_cast<size_t>(i) >= records.size()) return -1;
+  if (node_index) *node_index = records[i].node_index;
+  if (op_name) *op_name = records[i].op_name.c_str();
+  if (kernel_name) *kernel_name = records[i].kernel_name.c_str();
+  return 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,267 @@
+"""Running packed ternary .tflite files (docs/format.md) with the TTQ delegate.
+
+The packed ops (TTQ_CONV_2D, TTQ_DEPTHWISE_CONV_2D, TTQ_FULLY_CONNECTED) are custom ops that
+no stock runtime knows; the C++ external delegate `libttq_delegate.so` (tflite_delegate/)
+claims them. This module finds that library and attaches it to a LiteRT (`ai_edge_litert`)
+interpreter, or to TensorFlow's `tf.lite.Interpreter` when LiteRT is not installed.
+
+    import ttq_keras
+    interpreter = ttq_keras.Interpreter(model_content=packed_bytes, num_threads=2)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    y = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    interpreter.delegated_ops()   # [DelegatedOp(node_index=0, op_name='TTQ_CONV_2D', ...), ...]
+
+Numeric modes: "exact" (float activations; matches the float Keras model up to float rounding)
+and "fast" (activations quantized dynamically to int8 per input row / image, int32 sums; error
+at most max|x| / 254 times the row's sum of |weights| per output).
+
+The library is looked up in `$TTQ_DELEGATE_LIB`, then in `ttq_keras/lib/libttq_delegate.so`
+(where `make delegate` / `make setup` installs it).
+"""
+
+import ctypes
+import dataclasses
+import os
+from typing import List, Optional
+
+__all__ = ["load_delegate", "Interpreter", "DelegatedOp", "library_path", "MODES"]
+
+MODES = ("exact", "fast")
+LIBRARY_NAME = "libttq_delegate.so"
+ENV_VAR = "TTQ_DELEGATE_LIB"
+TTQ_OP_NAMES = ("TTQ_CONV_2D", "TTQ_DEPTHWISE_CONV_2D", "TTQ_FULLY_CONNECTED")
+_RUNTIMES = ("auto", "litert", "tensorflow")
+
+
+@dataclasses.dataclass(frozen=True)
+class DelegatedOp:
+    """One op the TTQ delegate took over.
+
+    Attributes:
+      node_index: the op's index in the model's (first) subgraph.
+      op_name: its custom op name, e.g. "TTQ_CONV_2D".
+      kernel: the kernel implementation chosen for it (e.g. "reference", "avx2_fp32").
+    """
+
+    node_index: int
+    op_name: str
+    kernel: str
+
+
+def library_path() -> str:
+    """Path of libttq_delegate.so: `$TTQ_DELEGATE_LIB`, else `ttq_keras/lib/`.
+
+    Raises:
+      FileNotFoundError: the library is not built (the message says how to build it).
+    """
+    env = os.environ.get(ENV_VAR)
+    if env:
+        if not os.path.isfile(env):
+            raise FileNotFoundError(
+                f"{ENV_VAR}={env!r} does not name a file. Point it at a built "
+                f"{LIBRARY_NAME} or unset it to use the one installed by `make delegate`."
+            )
+        return env
+    packaged = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", LIBRARY_NAME)
+    if os.path.isfile(packaged):
+        return packaged
+    raise FileNotFoundError(
+        f"The TTQ delegate library {LIBRARY_NAME} was not found (looked in {packaged} and "
+        f"${ENV_VAR}). Build it from the repository root: run `make setup` (or just "
+        "`make delegate`), which needs cmake, ninja, a C++17 compiler and Maven "
+        "(scripts/install_build_deps.sh installs them), or set "
+        f"{ENV_VAR}=/path/to/{LIBRARY_NAME}."
+    )
+
+
+def _check_options(mode, num_threads):
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(
+            f"num_threads must be an integer >= 1. Received: num_threads={num_threads!r}"
+        )
+
+
+def _runtime_module(runtime):
+    """(name, interpreter module) for 'auto' | 'litert' | 'tensorflow'."""
+    if runtime not in _RUNTIMES:
+        raise ValueError(f"runtime must be one of {_RUNTIMES}. Received: runtime={runtime!r}")
+    if runtime in ("auto", "litert"):
+        try:
+            from ai_edge_litert import interpreter as litert_interpreter
+
+            return "litert", litert_interpreter
+        except ImportError:
+            if runtime == "litert":
+                raise ImportError(
+                    "runtime='litert' needs the ai-edge-litert package: "
+                    "`pip install ai-edge-litert` (or `pip install ttq_keras[litert]`)."
+                ) from None
+    from ttq_keras._compat import tf
+
+    return "tensorflow", tf.lite
+
+
+def load_delegate(
+    mode: str = "exact",
+    num_threads: int = 1,
+    *,
+    library: Optional[str] = None,
+    runtime: str = "auto",
+):
+    """Loads libttq_delegate.so as an external delegate.
+
+    Args:
+      mode: "exact" (default) or "fast" (dynamic int8 activations).
+      num_threads: threads each delegated op may use, >= 1.
+      library: path of the library; default `library_path()`.
+      runtime: "auto" (LiteRT if installed, else TensorFlow), "litert" or "tensorflow": whose
+        `load_delegate` to use. Pass the result to that runtime's interpreter
+        (`experimental_delegates=[delegate]`).
+
+    Returns:
+      The runtime's `Delegate` object.
+
+    Raises:
+      FileNotFoundError: the library is not built.
+      ValueError: a bad option (the delegate's own message is included).
+    """
+    _check_options(mode, num_threads)
+    path = library or library_path()
+    name, module = _runtime_module(runtime)
+    options = {"mode": mode, "num_threads": str(num_threads)}
+    if name == "litert":
+        return module.load_delegate(path, options)
+    return module.experimental.load_delegate(path, options)
+
+
+def _reraise_delegate_error(error, what):
+    """Raises a ValueError with the delegate's message(s) if `error` carries any."""
+    message = str(error)
+    if "TTQ delegate:" not in message:
+        return
+    # The runtime appends its own follow-up errors; keep the delegate's lines.
+    lines = [line for line in message.splitlines() if "TTQ delegate:" in line]
+    detail = " ".join(line[line.find("TTQ delegate:") :] for line in lines)
+    raise ValueError(
+        f"{what} is not a valid packed ternary model (docs/format.md): {detail}"
+    ) from error
+
+
+class Interpreter:
+    """A LiteRT interpreter (TensorFlow's tf.lite.Interpreter without LiteRT) with the TTQ
+    delegate attached.
+
+    Every attribute of the underlying interpreter is available (`allocate_tensors`,
+    `get_input_details`, `set_tensor`, `invoke`, `get_signature_runner`, ...).
+
+    Args:
+      model_path: path of a .tflite file; or
+      model_content: its bytes.
+      num_threads: threads for the builtin ops and for each delegated op (default 1).
+      mode: "exact" (default) or "fast".
+      runtime: "auto" (LiteRT if installed, else TensorFlow), "litert" or "tensorflow".
+      library: path of libttq_delegate.so; default `library_path()`.
+
+    Raises:
+      ValueError: the model breaks the packed format (the message names the node and the
+        problem), or a bad argument.
+      FileNotFoundError: the delegate library is not built.
+    """
+
+    def __init__(
+        self,
+        model_path: Optional[str] = None,
+        model_content: Optional[bytes] = None,
+        num_threads: Optional[int] = None,
+        mode: str = "exact",
+        *,
+        runtime: str = "auto",
+        library: Optional[str] = None,
+    ):
+        if (model_path is None) == (model_content is None):
+            raise ValueError("Pass exactly one of model_path and model_content.")
+        threads = 1 if num_threads is None else num_threads
+        _check_options(mode, threads)
+        path = library or library_path()
+        self.runtime, module = _runtime_module(runtime)
+        self.mode = mode
+        self.library = path
+        self._delegate = load_delegate(mode, threads, library=path, runtime=self.runtime)
+        what = model_path if model_path is not None else "model_content"
+        try:
+            self._interpreter = module.Interpreter(
+                model_path=model_path,
+                model_content=model_content,
+                num_threads=threads,
+                experimental_delegates=[self._delegate],
+            )
+        except (RuntimeError, ValueError) as e:
+            _reraise_delegate_error(e, what)
+            raise
+        self._what = what
+
+    def allocate_tensors(self):
+        """Allocates the tensors; the delegate checks every TTQ op's input shape here."""
+        try:
+            return self._interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as e:
+            _reraise_delegate_error(e, self._what)
+            raise
+
+    def invoke(self):
+        try:
+            return self._interpreter.invoke()
+        except (RuntimeError, ValueError) as e:
+            _reraise_delegate_error(e, self._what)
+            raise
+
+    def __getattr__(self, name):
+        # Only called for attributes not found on this object: forward to the interpreter.
+        if name == "_interpreter":
+            raise AttributeError(name)
+        return getattr(self._interpreter, name)
+
+    @property
+    def delegate(self):
+        """The runtime Delegate object attached to this interpreter."""
+        return self._delegate
+
+    def delegated_ops(self) -> List[DelegatedOp]:
+        """The ops the TTQ delegate took over, in execution order."""
+        lib = ctypes.CDLL(self.library)  # the same handle the runtime loaded
+        lib.TfLiteTtqDelegateNumDelegatedNodes.argtypes = [ctypes.c_void_p]
+        lib.TfLiteTtqDelegateNumDelegatedNodes.restype = ctypes.c_int
+        get = lib.TfLiteTtqDelegateGetDelegatedNode
+        get.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_int),
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.POINTER(ctypes.c_char_p),
+        ]
+        get.restype = ctypes.c_int
+        pointer = self._delegate._get_native_delegate_pointer()  # noqa: SLF001
+        ops = []
+        for i in range(lib.TfLiteTtqDelegateNumDelegatedNodes(pointer)):
+            node, op, kernel = ctypes.c_int(), ctypes.c_char_p(), ctypes.c_char_p()
+            if get(pointer, i, ctypes.byref(node), ctypes.byref(op), ctypes.byref(kernel)) == 0:
+                ops.append(DelegatedOp(node.value, op.value.decode(), kernel.value.decode()))
+        return ops
+
+    def ttq_ops(self) -> List[int]:
+        """Node indices of every TTQ custom op in the model (delegated or not)."""
+        return [
+            d["index"]
+            for d in self._interpreter._get_ops_details()  # noqa: SLF001
+            if d["op_name"] in TTQ_OP_NAMES
+        ]
+
+    def __repr__(self):
+        return (
+            f"<ttq_keras.Interpreter runtime={self.runtime} mode={self.mode} "
+            f"delegated={len(self.delegated_ops())}>"
+        )
