@@ -1,0 +1,135 @@
+// Conv2D for AVX-512: the indirect GEMM of conv_impl.inc with a 12 x 16 register tile (one
+// zmm of 16 output channels per output pixel) and masked stores for the last channel block;
+// Winograd F(2x2, 3x3) (winograd_impl.inc) on the same micro-kernel for 3x3 stride-1 convs;
+// in fast mode with VNNI, the int8 kernel of conv_int8_impl.inc with vpdpbusd.
+// NOTE: not executed on the development machine (AMD Zen 3, AVX2 only); kernels_test.cc runs
+// it automatically on AVX-512 CPUs.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/optimized/internal.h"
+#include "core/thread_pool.h"
+
+namespace ttq {
+namespace core {
+namespace optimized {
+namespace {
+
+#include "core/optimized/simd_avx2.inc"
+#include "core/optimized/conv_impl.inc"
+#include "core/optimized/conv_int8_impl.inc"
+#include "core/optimized/winograd_impl.inc"
+
+struct MicroAvx512 {
+  static constexpr int kMR = 12;
+
+  template <int MR>
+  static void Tile(const TileArgs& a) {
+    __m512 acc[MR];
+    const __m512 b = _mm512_load_ps(a.bias);
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) acc[r] = b;
+    const float* w = a.weights;
+    for (int t = 0; t < a.taps; ++t) {
+      const float* x[MR];
+      #pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        // Branchless: padding taps (offset -1) read the zero row. Image borders make this
+        // branch unpredictable.
+        const int32_t off = a.offsets[r * a.taps + t];
+        const uintptr_t inside = reinterpret_cast<uintptr_t>(a.image + (off & ~(off >> 31)));
+        const uintptr_t zeros = reinterpret_cast<uintptr_t>(a.zeros);
+        const uintptr_t pad = static_cast<uintptr_t>(static_cast<intptr_t>(off >> 31));
+        x[r] = reinterpret_cast<const float*>(inside ^ ((inside ^ zeros) & pad));
+      }
+#pragma GCC unroll 4
+      for (int ci = 0; ci < a.cin; ++ci) {
+        const __m512 wv = _mm512_load_ps(w);
+        w += kNR;
+        #pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) {
+          acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[r][ci]), wv, acc[r]);
+        }
+      }
+    }
+    const __mmask16 store_mask = static_cast<__mmask16>((1u << a.valid) - 1u);
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      __m512 y = acc[r];
+      if (a.act != Activation::kNone) y = _mm512_max_ps(y, zero);
+      if (a.act == Activation::kRelu6) y = _mm512_min_ps(y, six);
+      _mm512_mask_storeu_ps(a.out + static_cast<int64_t>(r) * a.out_stride, store_mask, y);
+    }
+  }
+};
+
+// Int8 tile for AVX-512 VNNI: 6 pixels x 16 output channels x 2 planes, vpdpbusd(u, 0/1)
+// accumulates Σ u straight into int32 (one instruction per 4 taps, 16 channels and plane).
+struct MicroI8Vnni {
+  static constexpr int kMR = 6;
+  static constexpr int kNR = 16;
+
+  template <int MR>
+  static void Tile(const I8Args& a) {
+    __m512i p32[MR], n32[MR];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) p32[r] = n32[r] = _mm512_setzero_si512();
+    const uint8_t* w = a.weights;
+    for (int t = 0; t < a.taps; ++t) {
+      const uint8_t* x[MR];
+      SelectRows<MR>(a, t, x);
+      for (int s = 0; s < a.steps; ++s) {
+        const __m512i wp = _mm512_load_si512(w);
+        const __m512i wn = _mm512_load_si512(w + 64);
+        w += 128;
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) {
+          const __m512i u = _mm512_set1_epi32(Load4(x[r] + 4 * s));
+          p32[r] = _mm512_dpbusd_epi32(p32[r], u, wp);
+          n32[r] = _mm512_dpbusd_epi32(n32[r], u, wn);
+        }
+      }
+    }
+    const __m512i c128p = _mm512_slli_epi32(_mm512_loadu_si512(a.count_p), 7);
+    const __m512i c128n = _mm512_slli_epi32(_mm512_loadu_si512(a.count_n), 7);
+    const __m512 sp = _mm512_loadu_ps(a.pos), sn = _mm512_loadu_ps(a.neg);
+    const __m512 b = _mm512_loadu_ps(a.bias), scale = _mm512_set1_ps(a.scale);
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+    const __mmask16 store_mask = static_cast<__mmask16>((1u << a.valid) - 1u);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const __m512 fp = _mm512_cvtepi32_ps(_mm512_sub_epi32(p32[r], c128p));
+      const __m512 fn = _mm512_cvtepi32_ps(_mm512_sub_epi32(n32[r], c128n));
+      __m512 y = _mm512_add_ps(
+          _mm512_mul_ps(scale, _mm512_sub_ps(_mm512_mul_ps(sp, fp), _mm512_mul_ps(sn, fn))), b);
+      if (a.act != Activation::kNone) y = _mm512_max_ps(y, zero);
+      if (a.act == Activation::kRelu6) y = _mm512_min_ps(y, six);
+      _mm512_mask_storeu_ps(a.out + static_cast<int64_t>(r) * a.out_stride, store_mask, y);
+    }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<TernaryKernel> CreateConvAvx512(const OpParams& p, const TernaryWeights& w,
+                                                NumericMode mode) {
+  if (p.kind != OpKind::kConv2D) return nullptr;
+  if (mode == NumericMode::kFastInt8 && GetCpuFeatures().avx512vnni && !ConvDequantRequested()) {
+    return std::unique_ptr<TernaryKernel>(
+        new ConvInt8Kernel<MicroI8Vnni>(p, w, "avx512_conv_vnni_int8"));
+  }
+  if (WinogradEligible(p) && !WinogradDisabled()) {
+    return std::unique_ptr<TernaryKernel>(new WinogradKernel<MicroAvx512>(
+        p, w, mode,
+        mode == NumericMode::kExact ? "avx512_conv_winograd_f32" : "avx512_conv_winograd_int8dq"));
+  }
+  return std::unique_ptr<TernaryKernel>(new ConvKernel<MicroAvx512>(
+      p, w, mode, mode == NumericMode::kExact ? "avx512_conv_f32" : "avx512_conv_int8dq"));
+}
+
+}  // namespace optimized
+}  // namespace core
+}  // namespace ttq

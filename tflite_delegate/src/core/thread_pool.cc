@@ -1,0 +1,175 @@
+#include "core/thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64)
+#include <immintrin.h>
+#define TTQ_CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define TTQ_CPU_RELAX() asm volatile("yield" ::: "memory")
+#else
+#define TTQ_CPU_RELAX() ((void)0)
+#endif
+
+namespace ttq {
+namespace core {
+namespace {
+
+// An idle worker (and the caller waiting for unfinished chunks) first busy-waits kPauseTime,
+// then keeps polling but yields its time slice between polls until kSpinTime, then sleeps on
+// the condition variable (the caller keeps yielding). Yielding matters when the cores are
+// oversubscribed: other runnable threads -- the runtime's own XNNPACK pool between delegated
+// ops, other processes -- get the core instead of a spinning thread.
+constexpr auto kPauseTime = std::chrono::microseconds(20);
+constexpr auto kSpinTime = std::chrono::microseconds(300);
+constexpr int kChunksPerThread = 4;
+constexpr uint32_t kClosed = 0xffffffffu;
+
+thread_local bool t_inside_pool = false;
+
+}  // namespace
+
+// Job protocol. `claim` packs (job id << 32 | next unclaimed index). A participant claims
+// [next, next + chunk) with a CAS on the whole word, so a stale participant of an older job can
+// never claim (its expected word has the old id). When all items are done the caller closes the
+// job (next = kClosed) before it touches fn_/n_/chunk_ again; fn_ is read only after a
+// successful claim, while the job is provably still open.
+struct ThreadPool::Impl {
+  explicit Impl(int num_workers) {
+    for (int i = 0; i < num_workers; ++i) threads.emplace_back([this] { WorkerLoop(); });
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop.store(true, std::memory_order_relaxed);
+      job.fetch_add(1, std::memory_order_release);
+    }
+    cv.notify_all();
+    for (auto& t : threads) t.join();
+  }
+
+  void Work(uint32_t my_job) {
+    for (;;) {
+      uint64_t c = claim.load(std::memory_order_acquire);
+      if (static_cast<uint32_t>(c >> 32) != my_job) return;
+      const uint32_t next = static_cast<uint32_t>(c);
+      const uint32_t n = n_.load(std::memory_order_relaxed);
+      if (next >= n) return;
+      const uint32_t chunk = chunk_.load(std::memory_order_relaxed);
+      if (!claim.compare_exchange_weak(c, c + chunk, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed)) {
+        continue;
+      }
+      const uint32_t end = std::min(next + chunk, n);
+      (*fn_)(static_cast<int>(next), static_cast<int>(end));
+      done.fetch_add(end - next, std::memory_order_acq_rel);
+    }
+  }
+
+  void WorkerLoop() {
+    t_inside_pool = true;
+    uint32_t seen = 0;
+    for (;;) {
+      uint32_t j = job.load(std::memory_order_acquire);
+      if (j == seen) {
+        const auto start = std::chrono::steady_clock::now();
+        int spins = 0;
+        bool yielding = false;
+        while ((j = job.load(std::memory_order_acquire)) == seen) {
+          if (yielding) {
+            std::this_thread::yield();
+            if (std::chrono::steady_clock::now() - start > kSpinTime) break;
+            continue;
+          }
+          TTQ_CPU_RELAX();
+          if (++spins == 64) {
+            spins = 0;
+            yielding = std::chrono::steady_clock::now() - start > kPauseTime;
+          }
+        }
+        if (j == seen) {
+          std::unique_lock<std::mutex> lock(mu);
+          cv.wait(lock, [&] { return job.load(std::memory_order_acquire) != seen; });
+          j = job.load(std::memory_order_acquire);
+        }
+      }
+      seen = j;
+      if (stop.load(std::memory_order_relaxed)) return;
+      Work(seen);
+    }
+  }
+
+  void ParallelFor(int n, int num_threads, const std::function<void(int, int)>& f) {
+    std::lock_guard<std::mutex> call_lock(call_mu);
+    const uint32_t chunk =
+        static_cast<uint32_t>(std::max(1, (n + num_threads * kChunksPerThread - 1) /
+                                              (num_threads * kChunksPerThread)));
+    const uint32_t id = job.load(std::memory_order_relaxed) + 1;
+    fn_ = &f;
+    n_.store(static_cast<uint32_t>(n), std::memory_order_relaxed);
+    chunk_.store(chunk, std::memory_order_relaxed);
+    done.store(0, std::memory_order_relaxed);
+    claim.store(static_cast<uint64_t>(id) << 32, std::memory_order_release);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      job.store(id, std::memory_order_release);
+    }
+    cv.notify_all();
+    t_inside_pool = true;
+    Work(id);
+    t_inside_pool = false;
+    const auto start = std::chrono::steady_clock::now();
+    int spins = 0;
+    bool yielding = false;
+    while (done.load(std::memory_order_acquire) != static_cast<uint32_t>(n)) {
+      if (yielding) {
+        std::this_thread::yield();
+        continue;
+      }
+      TTQ_CPU_RELAX();
+      if (++spins == 64) {
+        spins = 0;
+        yielding = std::chrono::steady_clock::now() - start > kPauseTime;
+      }
+    }
+    claim.store((static_cast<uint64_t>(id) << 32) | kClosed, std::memory_order_release);
+  }
+
+  std::vector<std::thread> threads;
+  std::mutex call_mu;  // serializes ParallelFor calls
+  std::mutex mu;       // guards sleeping on cv
+  std::condition_variable cv;
+  std::atomic<uint32_t> job{0};
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> claim{kClosed};
+  std::atomic<uint32_t> done{0};
+  std::atomic<uint32_t> n_{0};
+  std::atomic<uint32_t> chunk_{1};
+  const std::function<void(int, int)>* fn_ = nullptr;
+};
+
+ThreadPool::ThreadPool(int num_threads) : num_threads_(std::max(1, num_threads)) {
+  if (num_threads_ > 1) impl_.reset(new Impl(num_threads_ - 1));
+}
+
+ThreadPool::~ThreadPool() = default;
+
+void ThreadPool::ParallelFor(int n, const std::function<void(int, int)>& fn) {
+  if (n <= 0) return;
+  if (!impl_ || n == 1 || t_inside_pool) {
+    fn(0, n);
+    return;
+  }
+  impl_->ParallelFor(n, num_threads_, fn);
+}
+
+}  // namespace core
+}  // namespace ttq

@@ -1,0 +1,361 @@
+// Optimized kernels (CreateKernel / CreateKernelForIsa) against the reference kernel, over
+// shape, activation, trit density, numeric mode, thread count and ISA sweeps; plus ThreadPool.
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/geometry.h"
+#include "core/kernel.h"
+#include "core/optimized/cpu_features.h"
+#include "core/optimized/internal.h"
+#include "core/reference_kernels.h"
+#include "core/thread_pool.h"
+
+namespace ttq {
+namespace core {
+namespace {
+
+using optimized::Isa;
+
+struct Shape {
+  OpKind kind;
+  int cin, cout;        // fc: in_features, out_features (cout for depthwise = cin * dm)
+  int kh, kw, sh, sw, dh, dw;
+  bool same;
+  int dm;
+  int batch, h, w;  // fc: batch = rows
+};
+
+struct Case {
+  Shape s;
+  Activation act;
+  double density;  // probability of a nonzero trit
+  NumericMode mode;
+  int threads;
+  Isa isa;
+};
+
+const char* ActName(Activation a) {
+  return a == Activation::kNone ? "none" : (a == Activation::kRelu ? "relu" : "relu6");
+}
+
+std::string CaseName(const testing::TestParamInfo<Case>& info) {
+  const Case& c = info.param;
+  const Shape& s = c.s;
+  std::ostringstream o;
+  o << info.index << "_";
+  if (s.kind == OpKind::kFullyConnected) {
+    o << "fc_r" << s.batch << "_in" << s.cin << "_out" << s.cout;
+  } else {
+    o << (s.kind == OpKind::kConv2D ? "conv" : "dw") << "_n" << s.batch << "_" << s.h << "x"
+      << s.w << "x" << s.cin << "_k" << s.kh << "x" << s.kw << "_s" << s.sh << s.sw << "_d"
+      << s.dh << s.dw << (s.same ? "_same" : "_valid") << "_o" << s.cout;
+    if (s.kind == OpKind::kDepthwiseConv2D) o << "_m" << s.dm;
+  }
+  o << "_" << ActName(c.act) << (c.density < 0.5 ? "_sparse" : "_dense")
+    << (c.mode == NumericMode::kExact ? "_exact" : "_int8") << "_t" << c.threads << "_"
+    << optimized::IsaName(c.isa);
+  return o.str();
+}
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << "{kind " << static_cast<int>(c.s.kind) << ", cin " << c.s.cin << ", cout " << c.s.cout
+      << ", k " << c.s.kh << "x" << c.s.kw << ", batch/rows " << c.s.batch << "}";
+}
+
+OpParams MakeParams(const Case& c) {
+  OpParams p;
+  p.kind = c.s.kind;
+  p.in_channels = c.s.cin;
+  p.out_channels = c.s.cout;
+  p.kernel_height = c.s.kh;
+  p.kernel_width = c.s.kw;
+  p.stride_height = c.s.sh;
+  p.stride_width = c.s.sw;
+  p.dilation_height = c.s.dh;
+  p.dilation_width = c.s.dw;
+  p.padding_same = c.s.same;
+  p.depth_multiplier = c.s.dm;
+  p.activation = c.act;
+  return p;
+}
+
+struct Weights {
+  std::vector<int8_t> trits;
+  std::vector<float> pos, neg, bias;
+  TernaryWeights view() const { return {trits.data(), pos.data(), neg.data(), bias.data()}; }
+};
+
+Weights RandomWeights(int cout, int64_t k, double density, std::mt19937* rng) {
+  Weights w;
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::uniform_real_distribution<float> scale(0.25f, 2.0f), bias(-1.0f, 1.0f);
+  w.trits.resize(static_cast<size_t>(cout) * k);
+  for (auto& t : w.trits) t = u(*rng) < density ? (u(*rng) < 0.5 ? 1 : -1) : 0;
+  for (int c = 0; c < cout; ++c) {
+    w.pos.push_back(scale(*rng));
+    // Scales are free floats: make a few negative or zero.
+    w.neg.push_back(c % 7 == 3 ? -scale(*rng) : (c % 11 == 5 ? 0.0f : scale(*rng)));
+    w.bias.push_back(bias(*rng));
+  }
+  return w;
+}
+
+// Σ over taps of |w|·|x| per output element: the scale of the rounding error, computed with
+// the reference kernel on |x| with |scales| and zero bias.
+std::vector<float> Magnitude(const OpParams& p, const Weights& w, const std::vector<float>& x,
+                             int rows, const ConvShape* shape, size_t out_size) {
+  Weights a = w;
+  for (auto& t : a.trits) t = t != 0 ? 1 : 0;
+  for (size_t c = 0; c < a.pos.size(); ++c) {
+    a.pos[c] = std::max(std::fabs(w.pos[c]), std::fabs(w.neg[c]));
+    a.bias[c] = std::fabs(w.bias[c]);
+  }
+  OpParams pa = p;
+  pa.activation = Activation::kNone;
+  std::vector<float> ax(x.size()), out(out_size);
+  for (size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
+  auto ref = CreateReferenceKernel(pa, a.view(), NumericMode::kExact);
+  if (shape) {
+    ref->RunConv(*shape, ax.data(), out.data(), nullptr);
+  } else {
+    ref->RunFullyConnected(rows, ax.data(), out.data(), nullptr);
+  }
+  return out;
+}
+
+class KernelTest : public testing::TestWithParam<Case> {};
+
+TEST_P(KernelTest, MatchesReference) {
+  const Case& c = GetParam();
+  if (!optimized::IsaSupported(c.isa)) {
+    GTEST_SKIP() << "CPU lacks " << optimized::IsaName(c.isa);
+  }
+  const OpParams p = MakeParams(c);
+  std::mt19937 rng(1234 + c.s.cin * 7 + c.s.cout * 13 + c.s.h);
+  const int64_t k = RowLength(p);
+  const Weights w = RandomWeights(p.out_channels, k, c.density, &rng);
+
+  std::vector<std::unique_ptr<TernaryKernel>> kernels;
+  kernels.push_back(optimized::CreateKernelForIsa(p, w.view(), c.mode, c.isa));
+  ASSERT_NE(kernels[0], nullptr) << "no " << optimized::IsaName(c.isa) << " kernel";
+#if defined(__x86_64__) || defined(_M_X64)
+  // Alternative AVX2 conv kernels that CreateKernel does not pick (only on x86-64 builds).
+  if (p.kind == OpKind::kConv2D && c.mode == NumericMode::kFastInt8 && c.isa == Isa::kAvx2) {
+    // The alternative fast conv kernel (int8 vpmaddubsw), not the default on AVX2.
+    kernels.push_back(optimized::CreateConvInt8Avx2(p, w.view()));
+  }
+  if (p.kind == OpKind::kConv2D && c.isa == Isa::kAvx2 &&
+      std::string(kernels[0]->Name()).find("winograd") != std::string::npos) {
+    // The direct GEMM that Winograd replaces for 3x3 stride-1 convs.
+    kernels.push_back(optimized::CreateConvDequantAvx2(p, w.view(), c.mode));
+  }
+#endif
+  auto ref = CreateReferenceKernel(p, w.view(), c.mode);
+  ThreadPool pool(c.threads);
+
+  std::vector<float> x;
+  std::vector<float> y, y_ref, mag;
+  ConvShape shape;
+  const bool conv = p.kind != OpKind::kFullyConnected;
+  if (conv) {
+    std::string error;
+    ASSERT_TRUE(ComputeConvShape(p, c.s.batch, c.s.h, c.s.w, &shape, &error)) << error;
+    x.resize(static_cast<size_t>(c.s.batch) * c.s.h * c.s.w * c.s.cin);
+  } else {
+    x.resize(static_cast<size_t>(c.s.batch) * c.s.cin);
+  }
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (auto& v : x) v = nd(rng);
+  if (conv && c.s.batch > 1) {
+    // Second image all zeros: fast mode's scale is 0 there, the output is act(bias).
+    const size_t image = x.size() / c.s.batch;
+    std::fill(x.begin() + image, x.begin() + 2 * image, 0.0f);
+  }
+  const size_t out_size =
+      conv ? static_cast<size_t>(shape.batch) * shape.out_height * shape.out_width * p.out_channels
+           : static_cast<size_t>(c.s.batch) * p.out_channels;
+  y_ref.assign(out_size, 0.0f);
+  if (conv) {
+    ref->RunConv(shape, x.data(), y_ref.data(), nullptr);
+  } else {
+    ref->RunFullyConnected(c.s.batch, x.data(), y_ref.data(), nullptr);
+  }
+  mag = Magnitude(p, w, x, c.s.batch, conv ? &shape : nullptr, out_size);
+  for (auto& kernel : kernels) {
+    y.assign(out_size, std::nanf(""));
+    // Run twice: the second run reuses cached indirection and scratch buffers.
+    for (int run = 0; run < 2; ++run) {
+      if (conv) {
+        kernel->RunConv(shape, x.data(), y.data(), &pool);
+      } else {
+        kernel->RunFullyConnected(c.s.batch, x.data(), y.data(), &pool);
+      }
+    }
+    int bad = 0;
+    for (size_t i = 0; i < out_size; ++i) {
+      const double tol = 1e-5 * mag[i] + 1e-6;
+      if (!(std::fabs(static_cast<double>(y[i]) - y_ref[i]) <= tol)) {
+        if (++bad <= 5) {
+          ADD_FAILURE() << kernel->Name() << " element " << i << ": got " << y[i]
+                        << ", reference " << y_ref[i] << ", tolerance " << tol;
+        }
+      }
+    }
+    EXPECT_EQ(bad, 0) << kernel->Name() << ": of " << out_size << " outputs";
+  }
+}
+
+Shape Conv(int batch, int h, int w, int cin, int cout, int kh, int kw, int s, int d, bool same) {
+  return {OpKind::kConv2D, cin, cout, kh, kw, s, s, d, d, same, 1, batch, h, w};
+}
+Shape Depthwise(int batch, int h, int w, int cin, int dm, int kh, int kw, int s, int d,
+                bool same) {
+  return {OpKind::kDepthwiseConv2D, cin, cin * dm, kh, kw, s, s, d, d, same, dm, batch, h, w};
+}
+Shape Fc(int rows, int in, int out) {
+  return {OpKind::kFullyConnected, in, out, 1, 1, 1, 1, 1, 1, false, 1, rows, 1, 1};
+}
+
+std::vector<Shape> Shapes() {
+  std::vector<Shape> v = {
+      Conv(1, 8, 8, 16, 16, 3, 3, 1, 1, true),     // ResNet-20 block
+      Conv(2, 9, 11, 3, 17, 3, 3, 2, 1, true),     // odd sizes, stride 2, batch 2
+      Conv(1, 7, 7, 5, 33, 1, 1, 1, 1, false),     // 1x1
+      Conv(1, 10, 9, 7, 20, 3, 3, 1, 2, true),     // dilation 2
+      Conv(1, 11, 12, 13, 64, 5, 3, 2, 1, false),  // non-square kernel, VALID, stride 2
+      Conv(1, 6, 5, 32, 70, 3, 3, 1, 1, false),    // channels not multiple of 16
+      Conv(3, 5, 5, 64, 16, 1, 1, 2, 1, true),     // 1x1 stride 2 (ResNet shortcut), batch 3
+      Conv(1, 16, 16, 16, 32, 3, 3, 2, 1, true),   // ResNet-20 downsampling
+      Conv(2, 7, 9, 9, 20, 3, 3, 1, 1, true),      // Winograd: odd output, C_in % 8 != 0
+      Conv(1, 5, 5, 8, 16, 3, 3, 1, 1, false),     // Winograd: 3x3 output, partial tiles
+      Depthwise(1, 8, 8, 16, 1, 3, 3, 1, 1, true),
+      Depthwise(2, 9, 7, 13, 1, 3, 3, 2, 1, true),
+      Depthwise(1, 10, 10, 5, 3, 3, 3, 1, 2, false),  // depth multiplier 3, dilation 2
+      Depthwise(1, 7, 7, 12, 2, 5, 5, 1, 1, true),
+      Depthwise(1, 6, 6, 9, 1, 1, 1, 1, 1, false),
+      Fc(1, 1, 1),
+      Fc(1, 100, 37),
+      Fc(3, 257, 65),
+      Fc(1, 1000, 130),
+      Fc(2, 4097, 19),
+      Fc(5, 300, 8),
+      Fc(1, 256, 16),
+      Fc(1, 9216, 40),  // > 16 blocks: int16 -> int32 flush
+  };
+  return v;
+}
+
+std::vector<Case> Cases() {
+  std::vector<Case> cases;
+  const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kRelu6};
+  int i = 0;
+  for (const Shape& s : Shapes()) {
+    for (double density : {0.15, 0.9}) {
+      const Activation act = acts[(i++) % 3];
+      for (NumericMode mode : {NumericMode::kExact, NumericMode::kFastInt8}) {
+        for (int threads : {1, 2}) {
+          for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+            cases.push_back({s, act, density, mode, threads, isa});
+          }
+        }
+      }
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sweep, KernelTest, testing::ValuesIn(Cases()), CaseName);
+
+TEST(CreateKernelTest, PicksBestFamilyAndFallsBack) {
+  OpParams p;
+  p.kind = OpKind::kFullyConnected;
+  p.in_channels = 10;
+  p.out_channels = 3;
+  std::vector<int8_t> trits(30, 1);
+  std::vector<float> ones(3, 1.0f), zeros(3, 0.0f);
+  TernaryWeights w{trits.data(), ones.data(), ones.data(), zeros.data()};
+  auto k = CreateKernel(p, w, NumericMode::kExact);
+  ASSERT_NE(k, nullptr);
+  const std::string name = k->Name();
+  if (optimized::BestIsa() == Isa::kReference) {
+    EXPECT_EQ(name, "reference");
+  } else {
+    EXPECT_NE(name.find(optimized::IsaName(optimized::BestIsa())), std::string::npos) << name;
+  }
+  std::vector<float> x(10, 1.5f), y(3);
+  k->RunFullyConnected(1, x.data(), y.data(), nullptr);
+  for (float v : y) EXPECT_FLOAT_EQ(v, 15.0f);
+}
+
+TEST(CpuFeaturesTest, ConsistentLevels) {
+  const auto& f = optimized::GetCpuFeatures();
+  if (optimized::IsaSupported(Isa::kAvx512)) {
+    EXPECT_TRUE(f.avx512f && f.avx512bw && f.avx512vl);
+  }
+  if (optimized::IsaSupported(Isa::kAvx2)) {
+    EXPECT_TRUE(f.avx2 && f.fma);
+  }
+  EXPECT_TRUE(optimized::IsaSupported(Isa::kReference));
+}
+
+TEST(ThreadPoolTest, CoversRangeExactlyOnce) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.num_threads(), threads);
+    for (int n : {1, 2, 3, 7, 100, 1001}) {
+      std::vector<std::atomic<int>> hits(n);
+      std::atomic<int> calls{0};
+      pool.ParallelFor(n, [&](int b, int e) {
+        EXPECT_LT(b, e);
+        ++calls;
+        for (int i = b; i < e; ++i) hits[i]++;
+      });
+      for (int i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "n=" << n << " i=" << i;
+      EXPECT_LE(calls.load(), n);
+      if (threads == 1) {
+        EXPECT_EQ(calls.load(), 1);
+      }
+    }
+  }
+}
+
+TEST(ThreadPoolTest, ZeroItemsAndNestedCalls) {
+  ThreadPool pool(2);
+  bool called = false;
+  pool.ParallelFor(0, [&](int, int) { called = true; });
+  EXPECT_FALSE(called);
+  std::atomic<int> total{0};
+  pool.ParallelFor(4, [&](int b, int e) {
+    for (int i = b; i < e; ++i) {
+      pool.ParallelFor(10, [&](int bb, int ee) { total += ee - bb; });  // runs inline
+    }
+  });
+  EXPECT_EQ(total.load(), 40);
+}
+
+TEST(ThreadPoolTest, ManyShortJobs) {
+  ThreadPool pool(2);
+  int64_t sum = 0;
+  std::vector<int64_t> part(2);
+  for (int it = 0; it < 2000; ++it) {
+    pool.ParallelFor(2, [&](int b, int e) {
+      for (int i = b; i < e; ++i) part[i] += i + 1;
+    });
+  }
+  sum = part[0] + part[1];
+  EXPECT_EQ(sum, 2000 * 3);
+}
+
+}  // namespace
+}  // namespace core
+}  // namespace ttq
