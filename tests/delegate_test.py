@@ -190,7 +190,7 @@ class DelegateEndToEndTest(tf.test.TestCase, parameterized.TestCase):
 
         model, op = _ternary_model(L.Dense(4), (6,), seed=13)
         interpreter = ttq_delegate.Interpreter(
-            model_content=pm.build_model([1, 6], [op]), runtime=runtime
+            model_content=pm.build_model([1, 6], [op]), runtime=runtime, default_delegates=False
         )
         x = np.random.default_rng(14).normal(size=(5, 6)).astype(np.float32)
         interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)

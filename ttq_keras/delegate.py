@@ -165,6 +165,10 @@ class Interpreter:
       mode: "exact" (default) or "fast".
       runtime: "auto" (LiteRT if installed, else TensorFlow), "litert" or "tensorflow".
       library: path of libttq_delegate.so; default `library_path()`.
+      default_delegates: let the runtime apply its default XNNPACK delegate to the other ops
+        (default). With False they run on TFLite's builtin kernels; at 2+ threads that is often
+        faster for small models, because XNNPACK's thread pool and ours then stop competing for
+        the cores between ops (see BENCHMARKS.md).
 
     Raises:
       ValueError: the model breaks the packed format (the message names the node and the
@@ -181,6 +185,7 @@ class Interpreter:
         *,
         runtime: str = "auto",
         library: Optional[str] = None,
+        default_delegates: bool = True,
     ):
         if (model_path is None) == (model_content is None):
             raise ValueError("Pass exactly one of model_path and model_content.")
@@ -192,12 +197,17 @@ class Interpreter:
         self.library = path
         self._delegate = load_delegate(mode, threads, library=path, runtime=self.runtime)
         what = model_path if model_path is not None else "model_content"
+        extra = {}
+        if not default_delegates:
+            resolver_types = getattr(module, "OpResolverType", None) or module.experimental.OpResolverType
+            extra["experimental_op_resolver_type"] = resolver_types.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             self._interpreter = module.Interpreter(
                 model_path=model_path,
                 model_content=model_content,
                 num_threads=threads,
                 experimental_delegates=[self._delegate],
+                **extra,
             )
         except (RuntimeError, ValueError) as e:
             _reraise_delegate_error(e, what)
