@@ -1,0 +1,238 @@
+"""Training pieces shared by the examples: strategies, schedules, weight decay, phases."""
+
+import csv
+import os
+import shutil
+import time
+
+from examples.common.compat import keras, tf, ttq_keras
+
+# ---------------------------------------------------------------------------------------------
+# Distribution
+
+
+def get_strategy(name, tpu_address=None):
+    """tf.distribute strategy for --strategy {default, mirrored, multi_worker, tpu}."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(
+        f"--strategy must be one of default, mirrored, multi_worker, tpu. "
+        f"Received: strategy={name!r}"
+    )
+
+
+def is_chief(strategy):
+    """True on the worker that writes reports (always true outside multi-worker training)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimisation
+
+
+def piecewise_schedule(base_lr, total_steps, boundaries, factors):
+    """Step-wise LR: base_lr * factors[i] after fraction boundaries[i] of total_steps.
+
+    The official recipes are written in epochs (CIFAR: x0.1 at 82, x0.01 at 123, x0.002 at 300 of
+    400; AlexNet: x0.2 at 56, x0.04 at 64 of 100); passing them as fractions scales the schedule to
+    whatever --*_epochs budget is used.
+    """
+    if len(boundaries) != len(factors):
+        raise ValueError(
+            f"LR boundaries and factors must have the same length. Received: "
+            f"{len(boundaries)} boundaries and {len(factors)} factors"
+        )
+    steps = [max(1, int(round(b * total_steps))) for b in boundaries]
+    for i in range(1, len(steps)):
+        steps[i] = max(steps[i], steps[i - 1] + 1)
+    values = [float(base_lr)] + [float(base_lr) * f for f in factors]
+    if not steps:
+        return float(base_lr)
+    return keras.optimizers.schedules.PiecewiseConstantDecay(steps, values)
+
+
+def weight_decay_variables(model, include=None):
+    """Variables the official regex `.*/W` decays: every conv/dense kernel plus Wp and Wn.
+
+    For a TTQ wrapper (tfmot QuantizeWrapperV2) these are the latent kernel and the trainable
+    quantizer variables (Wp, Wn) listed in the wrapper's `_weight_vars`; tfmot replaces the
+    inner layer's `kernel` attribute by the quantized tensor, so the variables are taken from
+    there rather than from the inner layer. `include(layer_name) -> bool` restricts the set by
+    the original layer name (AlexNet decays only the fc layers).
+    """
+    kernel_types = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
+    chosen = []
+    for layer in model.layers:
+        inner = getattr(layer, "layer", None)
+        base = inner if inner is not None else layer
+        if not isinstance(base, kernel_types):
+            continue
+        if include is not None and not include(base.name):
+            continue
+        weight_vars = getattr(layer, "_weight_vars", None) if inner is not None else None
+        if weight_vars:
+            for kernel, _, quantizer_vars in weight_vars:
+                chosen.append(kernel)
+                chosen.extend(v for v in quantizer_vars.values() if v.trainable)
+        else:
+            chosen.extend(v for v in base.trainable_weights if "kernel" in v.name.split("/")[-1])
+    return chosen
+
+
+def add_weight_decay(model, coefficient, include=None):
+    """Adds coefficient * sum(v**2) / 2 over `weight_decay_variables` as a model loss.
+
+    Returns the decayed variables (for the report). Call it on the model that is trained (after
+    quantize_model, which clones the graph and does not carry callable losses over).
+    """
+    variables = weight_decay_variables(model, include)
+    if coefficient and variables:
+        model.add_loss(lambda: coefficient * tf.add_n([tf.nn.l2_loss(v) for v in variables]))
+    return variables
+
+
+def compile_model(model, optimizer):
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Phases (float pre-training, TTQ fine-tuning) with resumption
+
+
+def _weights_path(output_dir, phase):
+    return os.path.join(output_dir, "checkpoints", phase, "weights")
+
+
+def saved_weights_exist(output_dir, phase):
+    return os.path.exists(_weights_path(output_dir, phase) + ".index")
+
+
+def save_phase_weights(model, output_dir, phase):
+    path = _weights_path(output_dir, phase)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    model.save_weights(path)
+    return path
+
+
+def load_weights(model, path):
+    """model.load_weights for .h5 files and TF checkpoints (extra checkpoint values ignored)."""
+    status = model.load_weights(path)
+    if status is not None and hasattr(status, "expect_partial"):
+        status.expect_partial()
+
+
+def load_phase_weights(model, output_dir, phase):
+    load_weights(model, _weights_path(output_dir, phase))
+
+
+def reset_phase(output_dir, phase):
+    """Forgets a phase's saved weights, backup and CSV log (for --retrain)."""
+    for path in (
+        os.path.join(output_dir, "checkpoints", phase),
+        os.path.join(output_dir, "backup", phase),
+    ):
+        shutil.rmtree(path, ignore_errors=True)
+    log = os.path.join(output_dir, f"history_{phase}.csv")
+    if os.path.exists(log):
+        os.remove(log)
+
+
+def run_phase(
+    model,
+    phase,
+    train_ds,
+    val_ds,
+    epochs,
+    output_dir,
+    verbose=1,
+    validation_freq=1,
+    extra_callbacks=(),
+    steps_per_epoch=None,
+):
+    """model.fit with BackupAndRestore, TensorBoard and a CSV log under output_dir.
+
+    If the run is interrupted, running the same command again resumes from the last finished
+    epoch (tf_keras.callbacks.BackupAndRestore). Returns the wall-clock seconds spent.
+    """
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(output_dir, "backup", phase)),
+        keras.callbacks.TensorBoard(
+            os.path.join(output_dir, "tensorboard", phase), update_freq="epoch", profile_batch=0
+        ),
+        keras.callbacks.CSVLogger(os.path.join(output_dir, f"history_{phase}.csv"), append=True),
+    ]
+    callbacks.extend(extra_callbacks)
+    start = time.time()
+    if epochs > 0:
+        model.fit(
+            train_ds,
+            epochs=epochs,
+            validation_data=val_ds,
+            validation_freq=validation_freq,
+            callbacks=callbacks,
+            verbose=verbose,
+            steps_per_epoch=steps_per_epoch,
+        )
+    return time.time() - start
+
+
+def read_history(output_dir, phase):
+    """The CSV log of a phase as {column: [values]}, one value per epoch (resumes de-duplicated)."""
+    path = os.path.join(output_dir, f"history_{phase}.csv")
+    if not os.path.exists(path):
+        return {}
+    rows = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            if row.get("epoch", "") in ("", "epoch"):
+                continue
+            rows[int(row["epoch"])] = row
+    history = {}
+    for epoch in sorted(rows):
+        for key, value in rows[epoch].items():
+            try:
+                history.setdefault(key, []).append(float(value))
+            except (TypeError, ValueError):
+                history.setdefault(key, []).append(float("nan"))
+    return history
+
+
+def ttq_callbacks(output_dir):
+    """ttq_keras.TTQCallback (Wp/Wn/sparsity to TensorBoard) when the core provides it."""
+    callback_cls = getattr(ttq_keras, "TTQCallback", None) if ttq_keras else None
+    if callback_cls is None:
+        print(
+            "note: ttq_keras.TTQCallback not available; Wp/Wn/sparsity are not logged to "
+            "TensorBoard."
+        )
+        return []
+    return [callback_cls(os.path.join(output_dir, "tensorboard", "ttq_layers"))]
+
+
+def require_core(*names):
+    """Raises a clear error when the ttq_keras core API the examples need is missing."""
+    missing = [n for n in names if ttq_keras is None or not hasattr(ttq_keras, n)]
+    if missing:
+        raise RuntimeError(
+            f"ttq_keras core API missing: {', '.join(missing)} (the examples need "
+            "ttq_keras.quantize_model, ttq_keras.ternary_layers and "
+            "ttq_keras.to_float_model)."
+        )
