@@ -150,6 +150,8 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         k3 = keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2, name="k3_dense")], name="k3model")
         with self.assertRaisesRegex(TypeError, r"Keras 3 model.*'k3model'.*tf_keras"):
             ttq_keras.quantize_model(k3)
+        with self.assertRaisesRegex(TypeError, r"'k3_dense' is a Keras 3 layer"):
+            ttq_keras.quantize_layer(k3.layers[-1])
 
     def test_unsupported_layer_is_named(self):
         inputs = keras.Input((16, 3))

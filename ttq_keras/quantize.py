@@ -18,7 +18,7 @@ from tensorflow_model_optimization.python.core.quantization.keras import (
     quantize_wrapper,
 )
 
-from ttq_keras._compat import check_is_tf_keras_model, keras
+from ttq_keras._compat import check_is_tf_keras_model, is_keras3_object, keras
 from ttq_keras.quantize_configs import TTQQuantizeConfig
 from ttq_keras.quantize_registry import (
     SUPPORTED_LAYERS,
@@ -95,8 +95,12 @@ def quantize_layer(
     Returns a tfmot `QuantizeWrapperV2`. With scale_init="data", call
     `ttq_keras.initialize_scales_from_weights(model)` once the model is built and has its weights.
     """
+    if is_keras3_object(layer):
+        raise TypeError(
+            f"Layer {getattr(layer, 'name', '?')!r} is a Keras 3 layer; tfmot supports only "
+            "Keras 2: build it with `import tf_keras as keras` (or `from ttq_keras import keras`)."
+        )
     if not isinstance(layer, keras.layers.Layer) or isinstance(layer, keras.Model):
-        check_is_tf_keras_model(layer, "layer") if isinstance(layer, keras.Model) else None
         raise TypeError(
             f"quantize_layer expects a tf_keras layer; received {type(layer).__module__}."
             f"{type(layer).__name__}."
