@@ -290,7 +290,12 @@ class DistributionTest(tf.test.TestCase):
             self.skipTest("needs two logical CPUs (set up in tests/conftest.py)")
         x, y = testing_utils.classification_data(n=128)
         model = testing_utils.mlp()
-        strategy = tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
+        # ReductionToOneDevice instead of the default collective all-reduce: collective instance
+        # keys collide when another MirroredStrategy ran earlier in the same process (the
+        # examples' smoke test does), which aborts with "Shape mismatch in the collective".
+        strategy = tf.distribute.MirroredStrategy(
+            [d.name for d in cpus[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice()
+        )
         with strategy.scope():
             q = ttq_keras.quantize_model(model, keep_first_and_last_float=False)
             q.compile(keras.optimizers.SGD(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
