@@ -14,7 +14,6 @@ crop + flip. Reports float and TTQ test accuracy of the same run, per-layer spar
 Interrupted runs resume from the last epoch when the same command is run again.
 """
 
-import sys
 
 import numpy as np
 from absl import app
@@ -146,33 +145,14 @@ def main(argv):
         data=data,
         recipe=recipe_from(cfg),
         cfg=cfg,
-        command=experiment.command_line(MODULE, _argv_for_report(argv)),
+        command=experiment.command_line(MODULE, _ENTRY.argv or argv),
         notes=notes,
     )
 
 
-_ARGV = []
-
-
-def _argv_for_report(argv):
-    return _ARGV or argv
-
-
-def run_main(argv):
-    """In-process entry point (tests): parses `argv` (argv[0] = program name) and runs main."""
-    FLAGS.unparse_flags()
-    FLAGS(argv)
-    _ARGV[:] = argv
-    try:
-        return main(argv[:1])
-    finally:
-        _ARGV.clear()
-
-
-def _cli(argv):
-    _ARGV[:] = sys.argv
-    main(argv)  # returns the results dict; app.run would treat it as an exit status
+_ENTRY = common_flags.EntryPoints(lambda argv: main(argv))
+run_main = _ENTRY.run_main
 
 
 if __name__ == "__main__":
-    app.run(_cli)
+    app.run(_ENTRY.cli)

@@ -18,7 +18,6 @@ ttq_keras.quantize_model accepts it.
     python -m examples.imagenet_alexnet --synthetic --image_size 64 --width_mult 0.125  # smoke
 """
 
-import sys
 
 from absl import app
 from absl import flags as absl_flags
@@ -147,29 +146,14 @@ def main(argv):
         data=data,
         recipe=recipe,
         cfg=cfg,
-        command=experiment.command_line(MODULE, _ARGV or argv),
+        command=experiment.command_line(MODULE, _ENTRY.argv or argv),
         notes=notes,
     )
 
 
-_ARGV = []
-
-
-def run_main(argv):
-    """In-process entry point (tests): parses `argv` (argv[0] = program name) and runs main."""
-    FLAGS.unparse_flags()
-    FLAGS(argv)
-    _ARGV[:] = argv
-    try:
-        return main(argv[:1])
-    finally:
-        _ARGV.clear()
-
-
-def _cli(argv):
-    _ARGV[:] = sys.argv
-    main(argv)  # returns the results dict; app.run would treat it as an exit status
+_ENTRY = common_flags.EntryPoints(lambda argv: main(argv))
+run_main = _ENTRY.run_main
 
 
 if __name__ == "__main__":
-    app.run(_cli)
+    app.run(_ENTRY.cli)

@@ -56,6 +56,23 @@ def ternary_kernel(shape, rng, sparsity=0.4, per_channel=True):
     return trits.astype(np.int8), wp, wn
 
 
+def _conv_options(cfg, act, cin, c_out, kh, kw):
+    """Custom options shared by TTQ_CONV_2D and TTQ_DEPTHWISE_CONV_2D, from a Keras config."""
+    return dict(
+        version=1,
+        activation=act,
+        in_channels=cin,
+        out_channels=c_out,
+        kernel_height=kh,
+        kernel_width=kw,
+        stride_height=cfg["strides"][0],
+        stride_width=cfg["strides"][1],
+        dilation_height=cfg["dilation_rate"][0],
+        dilation_width=cfg["dilation_rate"][1],
+        padding=_PADDING[cfg["padding"]],
+    )
+
+
 def op_from_keras_layer(layer, trits, wp, wn, output_shape):
     """A TtqOp for a Keras Conv2D / DepthwiseConv2D / Dense whose kernel is
     `wp*(trits==1) - wn*(trits==-1)` (wp, wn broadcast over the kernel's last axis)."""
@@ -67,38 +84,13 @@ def op_from_keras_layer(layer, trits, wp, wn, output_shape):
         rows = trits.transpose(2, 3, 0, 1).reshape(cin * mult, kh * kw)
         c_out = cin * mult
         per_c = lambda v: np.broadcast_to(v, (cin, mult)).reshape(-1)  # noqa: E731
-        options = dict(
-            version=1,
-            activation=act,
-            in_channels=cin,
-            out_channels=c_out,
-            kernel_height=kh,
-            kernel_width=kw,
-            stride_height=cfg["strides"][0],
-            stride_width=cfg["strides"][1],
-            dilation_height=cfg["dilation_rate"][0],
-            dilation_width=cfg["dilation_rate"][1],
-            padding=_PADDING[cfg["padding"]],
-            depth_multiplier=mult,
-        )
+        options = dict(_conv_options(cfg, act, cin, c_out, kh, kw), depth_multiplier=mult)
         kind = "depthwise_conv2d"
     elif type(layer).__name__ == "Conv2D":
         kh, kw, cin, c_out = trits.shape
         rows = trits.transpose(3, 0, 1, 2).reshape(c_out, -1)
         per_c = lambda v: np.broadcast_to(v, (c_out,))  # noqa: E731
-        options = dict(
-            version=1,
-            activation=act,
-            in_channels=cin,
-            out_channels=c_out,
-            kernel_height=kh,
-            kernel_width=kw,
-            stride_height=cfg["strides"][0],
-            stride_width=cfg["strides"][1],
-            dilation_height=cfg["dilation_rate"][0],
-            dilation_width=cfg["dilation_rate"][1],
-            padding=_PADDING[cfg["padding"]],
-        )
+        options = _conv_options(cfg, act, cin, c_out, kh, kw)
         kind = "conv2d"
     else:
         k, c_out = trits.shape

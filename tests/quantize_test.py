@@ -19,17 +19,17 @@ def _scale_vars(model):
 class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
     def test_wraps_supported_layers_and_keeps_first_and_last_float(self):
         q = ttq_keras.quantize_model(testing_utils.small_cnn())
-        wrapped = [l.layer.name for l in q.layers if isinstance(l, quantize_wrapper.QuantizeWrapper)]
+        wrapped = [layer.layer.name for layer in q.layers if isinstance(layer, quantize_wrapper.QuantizeWrapper)]
         self.assertEqual(wrapped, ["conv1", "dw", "fc0"])
         self.assertIsInstance(q.get_layer("conv0"), keras.layers.Conv2D)
         self.assertIsInstance(q.get_layer("head"), keras.layers.Dense)
         # No 8-bit machinery: no QuantizeLayer and no wrapper around float layers.
-        self.assertFalse(any("quantize_layer" in l.name for l in q.layers))
+        self.assertFalse(any("quantize_layer" in layer.name for layer in q.layers))
 
     def test_keep_first_and_last_float_can_be_overridden(self):
         q = ttq_keras.quantize_model(testing_utils.small_cnn(), keep_first_and_last_float=False,
                                      float_layers=["dw"])
-        wrapped = [l.layer.name for l in q.layers if ttq_keras.ternary_weights.is_ttq_wrapper(l)]
+        wrapped = [layer.layer.name for layer in q.layers if ttq_keras.ternary_weights.is_ttq_wrapper(layer)]
         self.assertEqual(wrapped, ["conv0", "conv1", "fc0", "head"])
 
     def test_scales_appear_exactly_once_in_trainable_weights(self):

@@ -1,24 +1,19 @@
 """`ttq_keras.summary`: bits, sparsity, scales and bytes per layer of a quantized model."""
 
 import dataclasses
-import math
 from typing import Callable, List, Optional
 
 import numpy as np
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
 
 from ttq_keras._compat import keras
+from ttq_keras.lite.packing import packed_row_bytes
 from ttq_keras.lite.sizes import packed_layer_bytes
 from ttq_keras.ternary_weights import _all_layers, is_ttq_wrapper, ternary_layers, wrapped_layer_variables
 
-__all__ = ["LayerStats", "summary", "packed_ternary_bytes", "layer_stats"]
+__all__ = ["LayerStats", "summary", "layer_stats"]
 
 FLOAT_BYTES = 4
-
-
-def packed_ternary_bytes(out_channels: int, row_length: int) -> int:
-    """Bytes of one packed ternary op (docs/format.md): codes + pos/neg scales + bias."""
-    return packed_layer_bytes(out_channels, row_length)
 
 
 @dataclasses.dataclass
@@ -81,13 +76,13 @@ def layer_stats(model) -> List[LayerStats]:
             inner = layer.layer
             params = int(sum(np.prod(w.shape) for w in wrapped_layer_variables(layer).values()))
             kernel_size = int(info.codes.size)
-            packed = packed_ternary_bytes(info.out_channels, info.row_length)
+            packed = packed_layer_bytes(info.out_channels, info.row_length)
             rows.append(
                 LayerStats(
                     name=layer.name,
                     layer_type=type(inner).__name__,
                     params=params,
-                    bits_per_weight=8.0 * info.out_channels * math.ceil(info.row_length / 5) / kernel_size,
+                    bits_per_weight=8.0 * info.out_channels * packed_row_bytes(info.row_length) / kernel_size,
                     sparsity=info.sparsity,
                     wp=float(np.mean(info.wp)),
                     wn=float(np.mean(info.wn)),

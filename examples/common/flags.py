@@ -4,6 +4,8 @@ Flags whose default depends on the experiment (learning rate, epochs, ...) defau
 each example fills in its paper recipe through `apply_defaults`.
 """
 
+import sys
+
 from absl import flags, logging
 
 FLAGS = flags.FLAGS
@@ -89,3 +91,29 @@ _EXTRA = set()
 def register_extra(*names):
     """Adds example-specific flags to the set recorded in results.json."""
     _EXTRA.update(names)
+
+
+class EntryPoints:
+    """The two ways an example runs: `app.run(cli)` from the shell, `run_main(argv)` in tests.
+
+    Both remember the argv the example was started with (`argv`), so that its report can print
+    the exact command.
+    """
+
+    def __init__(self, main):
+        self._main = main
+        self.argv = []
+
+    def run_main(self, argv):
+        """In-process entry point (tests): parses `argv` (argv[0] = program name), runs main."""
+        FLAGS.unparse_flags()
+        FLAGS(argv)
+        self.argv[:] = argv
+        try:
+            return self._main(argv[:1])
+        finally:
+            self.argv.clear()
+
+    def cli(self, argv):
+        self.argv[:] = sys.argv
+        self._main(argv)  # returns the results dict; app.run would treat it as an exit status

@@ -387,6 +387,20 @@ def _ternary_matmul(cols, trits, pos, neg, bias):
     )
 
 
+def _op_patches(x, o):
+    """`_patches` with the geometry of a validated conv/depthwise options dict `o`."""
+    return _patches(
+        x,
+        o["kernel_height"],
+        o["kernel_width"],
+        o["stride_height"],
+        o["stride_width"],
+        o["dilation_height"],
+        o["dilation_width"],
+        o["padding"],
+    )
+
+
 def _unpack_for(options, op_type, codes, pos, neg, bias, where):
     options = _check_options(dict(options), op_type, where)
     return options, _check_weights(where, op_type, options, codes, pos, neg, bias)
@@ -398,16 +412,7 @@ def ttq_conv_2d(x, codes, pos_scales, neg_scales, bias, options):
     o, trits = _unpack_for(options, where, codes, pos_scales, neg_scales, bias, where)
     x = np.asarray(x, np.float32)
     _check_input_shape(where, where, o, x.shape)
-    cols = _patches(
-        x,
-        o["kernel_height"],
-        o["kernel_width"],
-        o["stride_height"],
-        o["stride_width"],
-        o["dilation_height"],
-        o["dilation_width"],
-        o["padding"],
-    )
+    cols = _op_patches(x, o)
     n, oh, ow = cols.shape[:3]
     y = _ternary_matmul(cols.reshape(n, oh, ow, -1), trits, pos_scales, neg_scales, bias)
     return _activation(y, o["activation"]).astype(np.float32)
@@ -419,16 +424,7 @@ def ttq_depthwise_conv_2d(x, codes, pos_scales, neg_scales, bias, options):
     o, trits = _unpack_for(options, where, codes, pos_scales, neg_scales, bias, where)
     x = np.asarray(x, np.float32)
     _check_input_shape(where, where, o, x.shape)
-    cols = _patches(
-        x,
-        o["kernel_height"],
-        o["kernel_width"],
-        o["stride_height"],
-        o["stride_width"],
-        o["dilation_height"],
-        o["dilation_width"],
-        o["padding"],
-    ).astype(np.float64)
+    cols = _op_patches(x, o).astype(np.float64)
     # Output channel c reads input channel c // depth_multiplier.
     cols = cols[..., np.arange(o["out_channels"]) // o["depth_multiplier"]]  # [N,OH,OW,K,Cout]
     p = (trits == 1).T.astype(np.float64)  # [K, Cout]
