@@ -58,7 +58,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         # The float model with baked ternary kernels computes the same function.
         float_model = ttq_keras.to_float_model(q)
         self.assertAllClose(q(x, training=False), float_model(x), rtol=1e-5, atol=1e-5)
-        self.assertEqual([l.name for l in float_model.layers], [l.name for l in model.layers])
+        self.assertEqual([w.name for w in float_model.layers], [w.name for w in model.layers])
 
     def test_sgd_steps_lower_the_loss(self):
         x, y = testing_utils.classification_data()
