@@ -10,14 +10,14 @@ FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 # Pytest workers are not used: TF already uses both cores.
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-python dataset clean delegate test-cpp build-deps
+.PHONY: setup demo test test-python dataset clean delegate test-cpp build-deps lint
 
 setup: $(SETUP_STAMP) dataset delegate
 
 $(SETUP_STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ".[test,litert,examples]"
+	$(PIP) install --quiet -e ".[test,litert,examples,lint]"
 	touch $(SETUP_STAMP)
 
 # Real Fashion-MNIST, the offline default dataset (Debian package dataset-fashion-mnist).
@@ -29,7 +29,21 @@ dataset:
 demo: setup
 	$(PY) -m examples.cifar_resnet --demo --fashion_mnist_dir $(FASHION_MNIST_DIR)
 
-test: setup test-cpp test-python
+test: setup lint test-cpp test-python
+
+# Check-only lint with the versions pinned in setup.cfg's `lint` extra (black and isort settings:
+# pyproject.toml and setup.cfg; C++ style: tflite_delegate/.clang-format). It changes no file:
+# `$(VENV)/bin/black $(LINT_PYTHON)`, `$(VENV)/bin/isort $(LINT_PYTHON)` and
+# `$(VENV)/bin/clang-format -i --style=file:$(CLANG_FORMAT_STYLE) FILES` fix what it reports.
+LINT_PYTHON ?= ttq_keras tests examples benchmarks
+CLANG_FORMAT_STYLE := tflite_delegate/.clang-format
+LINT_CPP ?= $(shell git ls-files 'tflite_delegate/*.cc' 'tflite_delegate/*.h')
+
+lint: $(SETUP_STAMP)
+	$(VENV)/bin/flake8 $(LINT_PYTHON)
+	$(VENV)/bin/isort --check-only --diff $(LINT_PYTHON)
+	$(VENV)/bin/black --check $(LINT_PYTHON)
+	$(VENV)/bin/clang-format --dry-run -Werror --style=file:$(CLANG_FORMAT_STYLE) $(LINT_CPP)
 
 test-python: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
