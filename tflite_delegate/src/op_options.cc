@@ -4,16 +4,95 @@
 #include <limits>
 #include <map>
 
-#include "flexbuffer_reader.h"
+#include "flatbuffers/flexbuffers.h"
 
 namespace ttq {
 namespace {
 
-using FlexMap = std::map<std::string, FlexValue>;
+// The root map's entries, by key. The references point into the caller's buffer.
+using FlexMap = std::map<std::string, flexbuffers::Reference>;
 
 // Largest accepted channel count, kernel size, stride, ...: keeps every product we form in
 // int64 and every row length in int32.
 constexpr int64_t kMaxDim = std::numeric_limits<int32_t>::max();
+
+// Name of a value's FlexBuffer type for error messages ("int", "string", ...).
+const char* FlexTypeName(const flexbuffers::Reference& v) {
+  switch (v.GetType()) {
+    case flexbuffers::FBT_NULL:
+      return "null";
+    case flexbuffers::FBT_INT:
+    case flexbuffers::FBT_INDIRECT_INT:
+      return "int";
+    case flexbuffers::FBT_UINT:
+    case flexbuffers::FBT_INDIRECT_UINT:
+      return "uint";
+    case flexbuffers::FBT_FLOAT:
+    case flexbuffers::FBT_INDIRECT_FLOAT:
+      return "float";
+    case flexbuffers::FBT_BOOL:
+      return "bool";
+    case flexbuffers::FBT_STRING:
+      return "string";
+    case flexbuffers::FBT_KEY:
+      return "key";
+    case flexbuffers::FBT_MAP:
+      return "map";
+    case flexbuffers::FBT_BLOB:
+      return "blob";
+    default:
+      return "vector";
+  }
+}
+
+// Verifies `data` with flexbuffers::VerifyBuffer (every offset, width and length is checked
+// against the buffer, so reading it afterwards stays inside it) and collects its root map.
+bool ReadRootMap(const uint8_t* data, size_t size, FlexMap* map, std::string* error) {
+  if (data == nullptr || size == 0) {
+    *error = "custom options are missing (expected a FlexBuffer map)";
+    return false;
+  }
+  const std::string prefix = "malformed FlexBuffer custom options: ";
+  if (size < 3) {
+    *error = prefix + "buffer of " + std::to_string(size) + " bytes is too short";
+    return false;
+  }
+  // The Verifier asserts this bound instead of failing.
+  if (size >= FLATBUFFERS_MAX_BUFFER_SIZE) {
+    *error = prefix + "buffer of " + std::to_string(size) + " bytes is too large";
+    return false;
+  }
+  if (!flexbuffers::VerifyBuffer(data, size)) {
+    *error = prefix + "the " + std::to_string(size) +
+             "-byte buffer fails flexbuffers::VerifyBuffer (an offset, width or length points "
+             "outside it)";
+    return false;
+  }
+  const flexbuffers::Reference root = flexbuffers::GetRoot(data, size);
+  if (!root.IsMap()) {
+    *error = prefix + "root is FlexBuffer type " + std::to_string(root.GetType()) +
+             ", expected a map (type " + std::to_string(flexbuffers::FBT_MAP) + ")";
+    return false;
+  }
+  const flexbuffers::Map m = root.AsMap();
+  const flexbuffers::TypedVector keys = m.Keys();
+  const flexbuffers::Vector values = m.Values();
+  // VerifyBuffer checks each vector on its own, not that they have the same length.
+  if (keys.size() != values.size()) {
+    *error = prefix + "map has " + std::to_string(values.size()) + " values but " +
+             std::to_string(keys.size()) + " keys";
+    return false;
+  }
+  map->clear();
+  for (size_t i = 0; i < values.size(); ++i) {
+    const std::string key = keys[i].AsKey();
+    if (!map->emplace(key, values[i]).second) {
+      *error = prefix + "duplicate key '" + key + "'";
+      return false;
+    }
+  }
+  return true;
+}
 
 bool GetInt(const FlexMap& map, const char* key, int64_t min_value, int* out,
             std::string* error) {
@@ -22,16 +101,14 @@ bool GetInt(const FlexMap& map, const char* key, int64_t min_value, int* out,
     *error = std::string("missing required key '") + key + "' (int)";
     return false;
   }
-  const FlexValue& v = it->second;
+  const flexbuffers::Reference& v = it->second;
   int64_t value;
-  if (v.type == FlexValue::Type::kInt) {
-    value = v.int_value;
-  } else if (v.type == FlexValue::Type::kUInt && v.uint_value <= uint64_t{kMaxDim}) {
-    value = static_cast<int64_t>(v.uint_value);
-  } else if (v.type == FlexValue::Type::kUInt) {
-    value = kMaxDim + 1;
+  if (v.IsInt()) {
+    value = v.AsInt64();
+  } else if (v.IsUInt()) {
+    value = v.AsUInt64() <= uint64_t{kMaxDim} ? static_cast<int64_t>(v.AsUInt64()) : kMaxDim + 1;
   } else {
-    *error = std::string("key '") + key + "' must be an int; got a " + FlexTypeName(v.type);
+    *error = std::string("key '") + key + "' must be an int; got a " + FlexTypeName(v);
     return false;
   }
   if (value < min_value || value > kMaxDim) {
@@ -49,12 +126,11 @@ bool GetString(const FlexMap& map, const char* key, std::string* out, std::strin
     *error = std::string("missing required key '") + key + "' (string)";
     return false;
   }
-  if (it->second.type != FlexValue::Type::kString) {
-    *error = std::string("key '") + key + "' must be a string; got a " +
-             FlexTypeName(it->second.type);
+  if (!it->second.IsString()) {
+    *error = std::string("key '") + key + "' must be a string; got a " + FlexTypeName(it->second);
     return false;
   }
-  *out = it->second.string_value;
+  *out = it->second.AsString().str();
   return true;
 }
 
@@ -64,12 +140,11 @@ bool GetBool(const FlexMap& map, const char* key, bool* out, std::string* error)
     *error = std::string("missing required key '") + key + "' (bool)";
     return false;
   }
-  if (it->second.type != FlexValue::Type::kBool) {
-    *error = std::string("key '") + key + "' must be a bool; got a " +
-             FlexTypeName(it->second.type);
+  if (!it->second.IsBool()) {
+    *error = std::string("key '") + key + "' must be a bool; got a " + FlexTypeName(it->second);
     return false;
   }
-  *out = it->second.int_value != 0;
+  *out = it->second.AsBool();
   return true;
 }
 
@@ -154,7 +229,7 @@ const char* OpName(core::OpKind kind) {
 bool ParseOpOptions(core::OpKind kind, const uint8_t* data, size_t size, TtqOpOptions* options,
                     std::string* error) {
   FlexMap map;
-  if (!ParseFlexMap(data, size, &map, error)) return false;
+  if (!ReadRootMap(data, size, &map, error)) return false;
 
   // The version first: a reader must not guess at a format it does not implement.
   auto version = map.find("version");
@@ -162,19 +237,16 @@ bool ParseOpOptions(core::OpKind kind, const uint8_t* data, size_t size, TtqOpOp
     *error = "missing required key 'version' (int)";
     return false;
   }
-  if (version->second.type != FlexValue::Type::kInt &&
-      version->second.type != FlexValue::Type::kUInt) {
-    *error = std::string("key 'version' must be an int; got a ") +
-             FlexTypeName(version->second.type);
+  const flexbuffers::Reference& v = version->second;
+  if (!v.IsInt() && !v.IsUInt()) {
+    *error = std::string("key 'version' must be an int; got a ") + FlexTypeName(v);
     return false;
   }
-  const bool is_one = version->second.type == FlexValue::Type::kInt
-                          ? version->second.int_value == kFormatVersion
-                          : version->second.uint_value == uint64_t{kFormatVersion};
+  const bool is_one = v.IsInt() ? v.AsInt64() == kFormatVersion
+                                : v.AsUInt64() == uint64_t{kFormatVersion};
   if (!is_one) {
-    const std::string got = version->second.type == FlexValue::Type::kInt
-                                ? std::to_string(version->second.int_value)
-                                : std::to_string(version->second.uint_value);
+    const std::string got =
+        v.IsInt() ? std::to_string(v.AsInt64()) : std::to_string(v.AsUInt64());
     *error = "unsupported format version " + got + "; this delegate implements version " +
              std::to_string(kFormatVersion);
     return false;

@@ -1,5 +1,6 @@
 // Parsing and validation of a TTQ op's custom options (docs/format.md, sections 4 and 5).
-// Knows FlexBuffers but not TFLite, so the gtests can drive it directly.
+// Reads the FlexBuffer with flatbuffers/flexbuffers.h (header-only) and knows no TFLite, so the
+// gtests can drive it directly.
 #ifndef TTQ_DELEGATE_OP_OPTIONS_H_
 #define TTQ_DELEGATE_OP_OPTIONS_H_
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/packing.h"
-#include "flexbuffer_vectors.h"
+#include "format_vectors.h"
 #include "tensorflow/lite/builtin_ops.h"
 #include "tensorflow/lite/c/common.h"
 #include "ttq_delegate/ttq_delegate.h"
@@ -46,7 +46,7 @@ class FakeGraph {
     bias_ = {0.1f, -0.2f, 0.3f};
     input_ = {1, 2, 3, 4, 5, 6, -1, 0.5f, 0, 2, -3, 1};
     output_.assign(6, -99.0f);
-    options_ = testing::kFc6x3;
+    options_ = testing::OptionsBytes("fc_6x3");
 
     tensors_.resize(6);
     std::memset(tensors_.data(), 0, sizeof(TfLiteTensor) * tensors_.size());
@@ -273,7 +273,7 @@ TEST_F(DelegateGlue, RejectsWrongDtype) {
 
 TEST_F(DelegateGlue, RejectsUnknownVersion) {
   FakeGraph g;
-  g.options_ = testing::kFc6x3Version2;
+  g.options_ = testing::OptionsBytes("fc_version_2");
   ExpectPrepareError(&g, "unsupported format version 2");
 }
 

@@ -1,20 +1,30 @@
+// ParseOpOptions against the format's vectors (tests/data/format_v1.json): every vector parses
+// to its options, every reject case fails with a message that names the problem, and no
+// truncated or corrupted buffer makes it read outside the buffer (run under ASan).
 #include "op_options.h"
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
-#include "flexbuffer_reader.h"
-#include "flexbuffer_vectors.h"
+#include "flatbuffers/flexbuffers.h"
+#include "format_vectors.h"
 
 namespace ttq {
 namespace {
 
 using core::OpKind;
-using testing::kConvOptions;
-using testing::kDepthwiseOptions;
-using testing::kFullyConnectedOptions;
+using testing::FormatVectors;
+using testing::Json;
+using testing::OptionsBytes;
+
+OpKind KindOf(const std::string& op_name) {
+  OpKind kind = OpKind::kConv2D;
+  EXPECT_TRUE(OpKindFromName(op_name.c_str(), &kind)) << op_name;
+  return kind;
+}
 
 std::string ParseError(OpKind kind, const std::vector<uint8_t>& bytes) {
   TtqOpOptions options;
@@ -23,129 +33,47 @@ std::string ParseError(OpKind kind, const std::vector<uint8_t>& bytes) {
   return error;
 }
 
-TEST(FlexMap, ReadsIntsBoolsStrings) {
-  std::map<std::string, FlexValue> map;
-  std::string error;
-  ASSERT_TRUE(ParseFlexMap(kFullyConnectedOptions.data(), kFullyConnectedOptions.size(), &map,
-                           &error))
-      << error;
-  ASSERT_EQ(map.size(), 5u);
-  EXPECT_EQ(map["version"].type, FlexValue::Type::kInt);
-  EXPECT_EQ(map["version"].int_value, 1);
-  EXPECT_EQ(map["in_features"].int_value, 300);
-  EXPECT_EQ(map["activation"].string_value, "NONE");
-  EXPECT_EQ(map["keep_num_dims"].type, FlexValue::Type::kBool);
-  EXPECT_EQ(map["keep_num_dims"].int_value, 1);
+const char* ActivationName(core::Activation a) {
+  switch (a) {
+    case core::Activation::kNone:
+      return "NONE";
+    case core::Activation::kRelu:
+      return "RELU";
+    case core::Activation::kRelu6:
+      return "RELU6";
+  }
+  return "?";
 }
 
-TEST(OpOptions, Conv) {
-  TtqOpOptions o;
-  std::string error;
-  ASSERT_TRUE(ParseOpOptions(OpKind::kConv2D, kConvOptions.data(), kConvOptions.size(), &o,
-                             &error))
-      << error;
+// The parsed options as the format's keys, to compare with a vector's "options".
+Json AsFormatKeys(OpKind kind, const TtqOpOptions& o) {
   const core::OpParams& p = o.params;
-  EXPECT_EQ(p.kind, OpKind::kConv2D);
-  EXPECT_EQ(p.activation, core::Activation::kRelu);
-  EXPECT_EQ(p.in_channels, 3);
-  EXPECT_EQ(p.out_channels, 4);
-  EXPECT_EQ(p.kernel_height, 3);
-  EXPECT_EQ(p.kernel_width, 2);
-  EXPECT_EQ(p.stride_height, 2);
-  EXPECT_EQ(p.stride_width, 1);
-  EXPECT_EQ(p.dilation_height, 1);
-  EXPECT_EQ(p.dilation_width, 2);
-  EXPECT_TRUE(p.padding_same);
-}
-
-TEST(OpOptions, Depthwise) {
-  TtqOpOptions o;
-  std::string error;
-  ASSERT_TRUE(ParseOpOptions(OpKind::kDepthwiseConv2D, kDepthwiseOptions.data(),
-                             kDepthwiseOptions.size(), &o, &error))
-      << error;
-  EXPECT_EQ(o.params.depth_multiplier, 2);
-  EXPECT_EQ(o.params.out_channels, 6);
-  EXPECT_EQ(o.params.activation, core::Activation::kRelu6);
-  EXPECT_FALSE(o.params.padding_same);
-}
-
-TEST(OpOptions, FullyConnected) {
-  TtqOpOptions o;
-  std::string error;
-  ASSERT_TRUE(ParseOpOptions(OpKind::kFullyConnected, kFullyConnectedOptions.data(),
-                             kFullyConnectedOptions.size(), &o, &error))
-      << error;
-  EXPECT_EQ(o.params.in_channels, 300);
-  EXPECT_EQ(o.params.out_channels, 10);
-  EXPECT_TRUE(o.keep_num_dims);
-  EXPECT_EQ(o.params.activation, core::Activation::kNone);
-}
-
-TEST(OpOptions, MissingKeysForTheKind) {
-  // Fully connected options lack every conv key.
-  EXPECT_NE(ParseError(OpKind::kConv2D, kFullyConnectedOptions).find("missing required key"),
-            std::string::npos);
-  // Conv options lack depth_multiplier.
-  EXPECT_NE(ParseError(OpKind::kDepthwiseConv2D, kConvOptions).find("'depth_multiplier'"),
-            std::string::npos);
-  EXPECT_NE(ParseError(OpKind::kFullyConnected, testing::kFcMissingOutFeatures)
-                .find("missing required key 'out_features'"),
-            std::string::npos);
-}
-
-TEST(OpOptions, RejectsBadValues) {
-  const OpKind fc = OpKind::kFullyConnected;
-  EXPECT_NE(ParseError(fc, testing::kFcVersion2).find("unsupported format version 2"),
-            std::string::npos);
-  EXPECT_NE(ParseError(fc, testing::kFcNoVersion).find("'version'"), std::string::npos);
-  EXPECT_NE(ParseError(fc, testing::kFcVersionString).find("'version' must be an int"),
-            std::string::npos);
-  EXPECT_NE(ParseError(fc, testing::kFcBadActivation).find("got 'TANH'"), std::string::npos);
-  EXPECT_NE(ParseError(fc, testing::kFcKeepNumDimsInt).find("'keep_num_dims' must be a bool"),
-            std::string::npos);
-  EXPECT_NE(ParseError(fc, testing::kFcZeroInFeatures).find("'in_features' must be in [1"),
-            std::string::npos);
-  EXPECT_NE(ParseError(fc, testing::kFcBigInFeatures).find("'in_features' must be in [1"),
-            std::string::npos);
-  EXPECT_NE(ParseError(OpKind::kConv2D, testing::kConvBadPadding).find("got 'FULL'"),
-            std::string::npos);
-  EXPECT_NE(ParseError(OpKind::kConv2D, testing::kConvZeroStride).find("'stride_width'"),
-            std::string::npos);
-  EXPECT_NE(ParseError(OpKind::kDepthwiseConv2D, testing::kDepthwiseBadOutChannels)
-                .find("must equal in_channels * depth_multiplier"),
-            std::string::npos);
-}
-
-TEST(OpOptions, MalformedBuffersNeverCrash) {
-  // Every truncation and every single-byte corruption of a valid buffer either parses or
-  // fails with a message; under ASan this also proves no read leaves the buffer.
-  const std::vector<uint8_t>& good = kConvOptions;
-  for (size_t n = 0; n < good.size(); ++n) {
-    std::vector<uint8_t> cut(good.begin(), good.begin() + n);
-    TtqOpOptions o;
-    std::string error;
-    EXPECT_FALSE(ParseOpOptions(OpKind::kConv2D, cut.data(), cut.size(), &o, &error)) << n;
-    EXPECT_FALSE(error.empty());
+  Json j = {{"version", kFormatVersion}, {"activation", ActivationName(p.activation)}};
+  if (kind == OpKind::kFullyConnected) {
+    j["in_features"] = p.in_channels;
+    j["out_features"] = p.out_channels;
+    j["keep_num_dims"] = o.keep_num_dims;
+    return j;
   }
-  for (size_t i = 0; i < good.size(); ++i) {
-    for (int v : {0, 1, 0x7f, 0x80, 0xff}) {
-      std::vector<uint8_t> bad = good;
-      bad[i] = static_cast<uint8_t>(v);
-      TtqOpOptions o;
-      std::string error;
-      if (!ParseOpOptions(OpKind::kConv2D, bad.data(), bad.size(), &o, &error)) {
-        EXPECT_FALSE(error.empty());
-      }
-    }
-  }
-  TtqOpOptions o;
-  std::string error;
-  EXPECT_FALSE(ParseOpOptions(OpKind::kConv2D, nullptr, 0, &o, &error));
-  EXPECT_NE(error.find("missing"), std::string::npos);
+  j["in_channels"] = p.in_channels;
+  j["out_channels"] = p.out_channels;
+  j["kernel_height"] = p.kernel_height;
+  j["kernel_width"] = p.kernel_width;
+  j["stride_height"] = p.stride_height;
+  j["stride_width"] = p.stride_width;
+  j["dilation_height"] = p.dilation_height;
+  j["dilation_width"] = p.dilation_width;
+  j["padding"] = p.padding_same ? "SAME" : "VALID";
+  if (kind == OpKind::kDepthwiseConv2D) j["depth_multiplier"] = p.depth_multiplier;
+  return j;
 }
 
-TEST(OpOptions, NamesAndKinds) {
+TEST(FormatVectors, NamesAndVersionAreTheFormats) {
+  const Json& v = FormatVectors();
+  EXPECT_EQ(v.at("format_version"), kFormatVersion);
+  std::vector<std::string> names;
+  for (const auto& op : v.at("ops").items()) names.push_back(op.key());
+  EXPECT_EQ(names, (std::vector<std::string>{kConvName, kDepthwiseName, kFullyConnectedName}));
   OpKind kind;
   EXPECT_TRUE(OpKindFromName("TTQ_CONV_2D", &kind));
   EXPECT_EQ(kind, OpKind::kConv2D);
@@ -153,8 +81,164 @@ TEST(OpOptions, NamesAndKinds) {
   EXPECT_EQ(kind, OpKind::kDepthwiseConv2D);
   EXPECT_TRUE(OpKindFromName("TTQ_FULLY_CONNECTED", &kind));
   EXPECT_EQ(kind, OpKind::kFullyConnected);
+  for (OpKind k : {OpKind::kConv2D, OpKind::kDepthwiseConv2D, OpKind::kFullyConnected}) {
+    EXPECT_TRUE(OpKindFromName(OpName(k), &kind));
+    EXPECT_EQ(kind, k);
+  }
   EXPECT_FALSE(OpKindFromName("TTQ_CONV", &kind));
   EXPECT_FALSE(OpKindFromName(nullptr, &kind));
+}
+
+TEST(FormatVectors, EveryVectorParsesToItsOptions) {
+  const Json& vectors = FormatVectors().at("options").at("vectors");
+  ASSERT_GE(vectors.size(), 6u);
+  for (const Json& c : vectors) {
+    SCOPED_TRACE(c.at("name").get<std::string>());
+    const OpKind kind = KindOf(c.at("op"));
+    const std::vector<uint8_t> bytes = c.at("flexbuffer").get<std::vector<uint8_t>>();
+    TtqOpOptions o;
+    std::string error;
+    ASSERT_TRUE(ParseOpOptions(kind, bytes.data(), bytes.size(), &o, &error)) << error;
+    EXPECT_EQ(o.params.kind, kind);
+    // The vector's options restricted to the format's keys (unknown keys are ignored).
+    Json expected = Json::object();
+    for (const auto& key : FormatVectors().at("ops").at(c.at("op").get<std::string>())
+                               .at("keys").items()) {
+      expected[key.key()] = c.at("options").at(key.key());
+    }
+    EXPECT_EQ(AsFormatKeys(kind, o), expected);
+  }
+}
+
+TEST(FormatVectors, EveryRejectCaseFailsNamingTheProblem) {
+  const Json& rejects = FormatVectors().at("options").at("reject");
+  ASSERT_GE(rejects.size(), 40u);
+  for (const Json& c : rejects) {
+    SCOPED_TRACE(c.at("name").get<std::string>());
+    const std::string error =
+        ParseError(KindOf(c.at("op")), c.at("flexbuffer").get<std::vector<uint8_t>>());
+    for (const Json& mention : c.at("mentions")) {
+      EXPECT_NE(error.find(mention.get<std::string>()), std::string::npos)
+          << "error '" << error << "' does not mention " << mention;
+    }
+    // The delegate's wording of each error class.
+    const std::string error_class = c.at("error_class");
+    const std::map<std::string, std::string> wording = {
+        {"missing_key", "missing required key '"},
+        {"wrong_type", "' must be a"},
+        {"unsupported_version", "unsupported format version"},
+        {"bad_enum", "; got '"},
+        {"out_of_range", "' must be in [1, 2147483647]; got "},
+        {"depthwise_channels", "must equal in_channels * depth_multiplier"},
+        {"missing_options", "custom options are missing (expected a FlexBuffer map)"},
+        {"not_a_map", "malformed FlexBuffer custom options: root is FlexBuffer type"},
+        {"malformed_flexbuffer", "malformed FlexBuffer custom options: "},
+        {"duplicate_key", "malformed FlexBuffer custom options: duplicate key '"},
+    };
+    ASSERT_TRUE(wording.count(error_class)) << "unknown error class " << error_class;
+    EXPECT_NE(error.find(wording.at(error_class)), std::string::npos) << error;
+  }
+}
+
+// The exact messages of a few cases (what a user sees in the Prepare error).
+TEST(OpOptions, MessagesNameKeyAndValue) {
+  const OpKind fc = OpKind::kFullyConnected;
+  EXPECT_NE(ParseError(fc, OptionsBytes("fc_missing_out_features"))
+                .find("missing required key 'out_features' (int)"),
+            std::string::npos);
+  EXPECT_NE(ParseError(OpKind::kDepthwiseConv2D, OptionsBytes("conv_relu_same"))
+                .find("missing required key 'depth_multiplier'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(OpKind::kConv2D, OptionsBytes("fc_none_keep_num_dims"))
+                .find("missing required key"),
+            std::string::npos);
+  EXPECT_NE(ParseError(fc, OptionsBytes("fc_version_2"))
+                .find("unsupported format version 2; this delegate implements version 1"),
+            std::string::npos);
+  EXPECT_NE(ParseError(fc, OptionsBytes("fc_version_is_string"))
+                .find("key 'version' must be an int; got a string"),
+            std::string::npos);
+  EXPECT_NE(ParseError(fc, OptionsBytes("fc_activation_tanh"))
+                .find("key 'activation' must be NONE, RELU or RELU6; got 'TANH'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(fc, OptionsBytes("fc_keep_num_dims_is_int"))
+                .find("key 'keep_num_dims' must be a bool; got a int"),
+            std::string::npos);
+  EXPECT_NE(ParseError(fc, OptionsBytes("fc_in_features_is_float"))
+                .find("key 'in_features' must be an int; got a float"),
+            std::string::npos);
+  EXPECT_NE(ParseError(fc, OptionsBytes("fc_in_features_zero"))
+                .find("key 'in_features' must be in [1, 2147483647]; got 0"),
+            std::string::npos);
+  EXPECT_NE(ParseError(fc, OptionsBytes("fc_in_features_2_pow_40")).find("'in_features' must be in [1"),
+            std::string::npos);
+  EXPECT_NE(ParseError(OpKind::kConv2D, OptionsBytes("conv_padding_full"))
+                .find("key 'padding' must be SAME or VALID; got 'FULL'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(OpKind::kConv2D, OptionsBytes("conv_stride_width_zero")).find("'stride_width'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(OpKind::kDepthwiseConv2D,
+                       OptionsBytes("depthwise_out_channels_not_in_times_multiplier"))
+                .find("out_channels (5) must equal in_channels * depth_multiplier (3 * 2)"),
+            std::string::npos);
+  EXPECT_NE(ParseError(fc, OptionsBytes("fc_duplicate_key")).find("duplicate key 'in_features'"),
+            std::string::npos);
+}
+
+TEST(OpOptions, RejectsConvRowLongerThanInt32) {
+  // Every key in range, but the row length KH·KW·Cin does not fit in int32.
+  flexbuffers::Builder fbb;
+  fbb.Map([&]() {
+    fbb.Int("version", 1);
+    fbb.String("activation", "NONE");
+    fbb.Int("in_channels", 4096);
+    fbb.Int("out_channels", 1);
+    fbb.Int("kernel_height", 1024);
+    fbb.Int("kernel_width", 1024);
+    fbb.Int("stride_height", 1);
+    fbb.Int("stride_width", 1);
+    fbb.Int("dilation_height", 1);
+    fbb.Int("dilation_width", 1);
+    fbb.String("padding", "VALID");
+  });
+  fbb.Finish();
+  EXPECT_NE(ParseError(OpKind::kConv2D, fbb.GetBuffer())
+                .find("kernel 1024x1024 with these dilations/channels is too large"),
+            std::string::npos);
+}
+
+TEST(OpOptions, MalformedBuffersNeverCrash) {
+  // Every truncation and every single-byte corruption of valid buffers either parses or fails
+  // with a message; under ASan this also proves no read leaves the buffer.
+  for (const char* name : {"conv_relu_same", "fc_none_keep_num_dims", "fc_indirect_ints",
+                           "conv_8_byte_ints"}) {
+    SCOPED_TRACE(name);
+    const std::vector<uint8_t> good = OptionsBytes(name);
+    const OpKind kind = name[0] == 'f' ? OpKind::kFullyConnected : OpKind::kConv2D;
+    for (size_t n = 0; n < good.size(); ++n) {
+      // A copy of exactly n bytes, so ASan sees a read past it.
+      std::vector<uint8_t> cut(good.begin(), good.begin() + n);
+      TtqOpOptions o;
+      std::string error;
+      EXPECT_FALSE(ParseOpOptions(kind, cut.data(), cut.size(), &o, &error)) << n;
+      EXPECT_FALSE(error.empty());
+    }
+    for (size_t i = 0; i < good.size(); ++i) {
+      for (int v : {0, 1, 0x7f, 0x80, 0xff}) {
+        std::vector<uint8_t> bad = good;
+        bad[i] = static_cast<uint8_t>(v);
+        TtqOpOptions o;
+        std::string error;
+        if (!ParseOpOptions(kind, bad.data(), bad.size(), &o, &error)) {
+          EXPECT_FALSE(error.empty());
+        }
+      }
+    }
+  }
+  TtqOpOptions o;
+  std::string error;
+  EXPECT_FALSE(ParseOpOptions(OpKind::kConv2D, nullptr, 0, &o, &error));
+  EXPECT_NE(error.find("custom options are missing"), std::string::npos);
 }
 
 }  // namespace

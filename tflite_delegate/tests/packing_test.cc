@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "format_vectors.h"
+
 namespace ttq {
 namespace core {
 namespace {
@@ -25,17 +27,76 @@ TEST(Packing, RowBytes) {
   EXPECT_EQ(PackedRowBytes(27), 6);
 }
 
-TEST(Packing, KnownBytes) {
-  // Row of K = 7: taps (+, -, 0, +, -) -> 1 + 3*2 + 0 + 27*1 + 81*2 = 196; (-, +) -> 2 + 3 = 5.
-  const std::vector<int8_t> trits = {1, -1, 0, 1, -1, -1, 1};
-  std::vector<uint8_t> codes;
-  std::string error;
-  ASSERT_TRUE(PackTrits(trits.data(), 1, 7, &codes, &error)) << error;
-  EXPECT_EQ(codes, (std::vector<uint8_t>{196, 5}));
-  // All-negative five trits is the largest byte.
-  const std::vector<int8_t> neg(5, -1);
-  ASSERT_TRUE(PackTrits(neg.data(), 1, 5, &codes, &error));
-  EXPECT_EQ(codes, std::vector<uint8_t>{242});
+// The format's vectors (tests/data/format_v1.json), shared with the Python packing tests.
+TEST(FormatVectors, PackAndUnpack) {
+  const testing::Json& v = testing::FormatVectors();
+  EXPECT_EQ(v.at("trits_per_byte"), kTritsPerByte);
+  EXPECT_EQ(v.at("max_code_byte"), kMaxPackedByte);
+  const testing::Json& vectors = v.at("packing").at("vectors");
+  ASSERT_GE(vectors.size(), 10u);
+  for (const testing::Json& c : vectors) {
+    SCOPED_TRACE(c.at("name").get<std::string>());
+    const int64_t k = c.at("k");
+    const int64_t rows = static_cast<int64_t>(c.at("trits").size());
+    const std::vector<int8_t> trits = testing::Flatten<int8_t>(c.at("trits"));
+    const std::vector<uint8_t> codes = testing::Flatten<uint8_t>(c.at("codes"));
+    ASSERT_EQ(trits.size(), static_cast<size_t>(rows * k));
+    ASSERT_EQ(codes.size(), static_cast<size_t>(rows * PackedRowBytes(k)));
+    std::vector<uint8_t> packed;
+    std::string error;
+    ASSERT_TRUE(PackTrits(trits.data(), rows, k, &packed, &error)) << error;
+    EXPECT_EQ(packed, codes);
+    std::vector<int8_t> unpacked(trits.size(), 7);
+    ASSERT_TRUE(UnpackTrits(codes.data(), rows, k, unpacked.data(), &error)) << error;
+    EXPECT_EQ(unpacked, trits);
+    EXPECT_TRUE(ValidatePackedTrits(codes.data(), rows, k, &error)) << error;
+  }
+}
+
+TEST(FormatVectors, RejectsBadCodes) {
+  const testing::Json& rejects = testing::FormatVectors().at("packing").at("reject_codes");
+  ASSERT_GE(rejects.size(), 4u);
+  for (const testing::Json& c : rejects) {
+    SCOPED_TRACE(c.at("name").get<std::string>());
+    const int64_t k = c.at("k");
+    const int64_t rows = static_cast<int64_t>(c.at("codes").size());
+    const std::vector<uint8_t> codes = testing::Flatten<uint8_t>(c.at("codes"));
+    // The delegate's message also locates the byte or the tap.
+    std::vector<std::string> expected = c.at("mentions").get<std::vector<std::string>>();
+    expected.push_back("row " + std::to_string(c.at("row").get<int>()));
+    if (c.contains("tap")) expected.push_back("tap " + std::to_string(c.at("tap").get<int>()));
+    if (c.contains("byte")) {
+      expected.push_back("code byte " + std::to_string(c.at("byte").get<int>()) + " of row");
+    }
+    std::vector<int8_t> trits(static_cast<size_t>(rows * k));
+    std::string unpack_error, validate_error;
+    EXPECT_FALSE(UnpackTrits(codes.data(), rows, k, trits.data(), &unpack_error));
+    EXPECT_FALSE(ValidatePackedTrits(codes.data(), rows, k, &validate_error));
+    EXPECT_EQ(unpack_error, validate_error);
+    for (const std::string& m : expected) {
+      EXPECT_NE(unpack_error.find(m), std::string::npos) << unpack_error << " lacks " << m;
+    }
+  }
+}
+
+TEST(FormatVectors, PackRejectsNonTrits) {
+  const testing::Json& rejects = testing::FormatVectors().at("packing").at("reject_trits");
+  ASSERT_GE(rejects.size(), 1u);
+  for (const testing::Json& c : rejects) {
+    SCOPED_TRACE(c.at("name").get<std::string>());
+    const std::vector<int8_t> trits = testing::Flatten<int8_t>(c.at("trits"));
+    const int64_t rows = static_cast<int64_t>(c.at("trits").size());
+    const int64_t k = static_cast<int64_t>(trits.size()) / rows;
+    std::vector<uint8_t> codes;
+    std::string error;
+    EXPECT_FALSE(PackTrits(trits.data(), rows, k, &codes, &error));
+    std::vector<std::string> expected = c.at("mentions").get<std::vector<std::string>>();
+    expected.push_back("row " + std::to_string(c.at("row").get<int>()) + ", tap " +
+                       std::to_string(c.at("tap").get<int>()));
+    for (const std::string& m : expected) {
+      EXPECT_NE(error.find(m), std::string::npos) << error << " lacks " << m;
+    }
+  }
 }
 
 // Round trip over row lengths around multiples of 5 (1..4 padding trits) and several rows.
@@ -71,41 +132,6 @@ TEST(Packing, EveryValidByteRoundTrips) {
     ASSERT_TRUE(PackTrits(trits, 1, 5, &codes, &error));
     EXPECT_EQ(codes[0], byte);
   }
-}
-
-TEST(Packing, RejectsByteAbove242) {
-  const std::vector<uint8_t> codes = {0, 243, 0, 0};  // two rows of K = 10
-  std::vector<int8_t> trits(20);
-  std::string error;
-  EXPECT_FALSE(UnpackTrits(codes.data(), 2, 10, trits.data(), &error));
-  EXPECT_NE(error.find("code byte 1 of row 0 is 243"), std::string::npos) << error;
-  error.clear();
-  const std::vector<uint8_t> codes2 = {0, 0, 0, 255};
-  EXPECT_FALSE(ValidatePackedTrits(codes2.data(), 2, 10, &error));
-  EXPECT_NE(error.find("row 1"), std::string::npos) << error;
-}
-
-TEST(Packing, RejectsNonZeroPaddingTrit) {
-  // K = 3: taps 3 and 4 of the byte are padding. 27 sets tap 3 to +.
-  std::vector<int8_t> trits(3);
-  std::string error;
-  const uint8_t bad = 27;
-  EXPECT_FALSE(UnpackTrits(&bad, 1, 3, trits.data(), &error));
-  EXPECT_NE(error.find("padding trit at tap 3"), std::string::npos) << error;
-  const uint8_t bad2 = 2 * 81;  // tap 4 negative
-  EXPECT_FALSE(ValidatePackedTrits(&bad2, 1, 3, &error));
-  EXPECT_NE(error.find("tap 4"), std::string::npos) << error;
-  const uint8_t good = 1 + 3 * 2 + 9 * 1;  // (+, -, +)
-  EXPECT_TRUE(UnpackTrits(&good, 1, 3, trits.data(), &error)) << error;
-  EXPECT_EQ(trits, (std::vector<int8_t>{1, -1, 1}));
-}
-
-TEST(Packing, PackRejectsNonTrits) {
-  const std::vector<int8_t> trits = {0, 1, 2};
-  std::vector<uint8_t> codes;
-  std::string error;
-  EXPECT_FALSE(PackTrits(trits.data(), 1, 3, &codes, &error));
-  EXPECT_NE(error.find("tap 2 is 2"), std::string::npos) << error;
 }
 
 }  // namespace
