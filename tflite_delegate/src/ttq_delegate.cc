@@ -16,7 +16,7 @@
 //
 // Why kTfLiteDelegateFlagsAllowDynamicTensors: without it the runtime first prepares the whole
 // original graph to look for dynamic tensors, which fails on the unresolved TTQ custom ops
-// before this delegate ever sees them (landscape.md, D.1).
+// before this delegate ever sees them.
 //
 // ABI: built against the TFLite 2.16.1 headers and loaded by newer runtimes (LiteRT 2.3.0, TF
 // 2.21). The structs are append-only, so this code reads only fields that 2.16.1 has; the
@@ -35,12 +35,10 @@
 #include "core/geometry.h"
 #include "core/kernel.h"
 #include "core/packing.h"
+#include "core/thread_pool.h"
 #include "op_options.h"
 #include "tensorflow/lite/builtin_ops.h"
 #include "tensorflow/lite/c/common.h"
-#ifdef TTQ_HAVE_THREAD_POOL
-#include "core/thread_pool.h"
-#endif
 
 namespace ttq {
 namespace {
@@ -65,9 +63,7 @@ class Delegate {
     padded_.delegate.data_ = this;
     padded_.delegate.Prepare = &Delegate::Prepare;
     padded_.delegate.flags = kTfLiteDelegateFlagsAllowDynamicTensors;
-#ifdef TTQ_HAVE_THREAD_POOL
     if (options.num_threads > 1) pool_.reset(new core::ThreadPool(options.num_threads));
-#endif
   }
 
   static Delegate* From(const TfLiteDelegate* d) { return static_cast<Delegate*>(d->data_); }
@@ -77,13 +73,7 @@ class Delegate {
     return options_.mode == kTfLiteTtqModeFast ? core::NumericMode::kFastInt8
                                                : core::NumericMode::kExact;
   }
-  core::ThreadPool* pool() const {
-#ifdef TTQ_HAVE_THREAD_POOL
-    return pool_.get();
-#else
-    return nullptr;
-#endif
-  }
+  core::ThreadPool* pool() const { return pool_.get(); }
 
   const std::vector<NodeRecord>& records() const { return records_; }
   void SetKernelName(const TfLiteContext* graph, int node_index, const char* name) {
@@ -108,9 +98,7 @@ class Delegate {
     unsigned char reserved[256];  // zeros for fields a newer runtime may have appended
   } padded_;
   const TfLiteTtqDelegateOptions options_;
-#ifdef TTQ_HAVE_THREAD_POOL
-  std::unique_ptr<core::ThreadPool> pool_;
-#endif
+  std::unique_ptr<core::ThreadPool> pool_;  // null when num_threads is 1
   std::vector<NodeRecord> records_;
 };
 

@@ -250,7 +250,8 @@ TEST(ReferenceKernel, HandComputedFullyConnected) {
   p.activation = Activation::kRelu;
   const std::vector<int8_t> trits = {1, -1, 0, -1, -1, 1};
   const std::vector<float> pos = {2.0f, 1.0f}, neg = {0.5f, 4.0f}, bias = {0.1f, 0.0f};
-  auto kernel = CreateReferenceKernel(p, {trits.data(), pos.data(), neg.data(), bias.data()});
+  auto kernel = CreateReferenceKernel(p, {trits.data(), pos.data(), neg.data(), bias.data()},
+                                      NumericMode::kExact);
   const std::vector<float> x = {1.0f, 2.0f, 3.0f};
   std::vector<float> y(2);
   kernel->RunFullyConnected(1, x.data(), y.data(), nullptr);

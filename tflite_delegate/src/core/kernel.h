@@ -72,9 +72,8 @@ class TernaryKernel {
 std::unique_ptr<TernaryKernel> CreateKernel(const OpParams& params, const TernaryWeights& weights,
                                             NumericMode mode);
 
-// The reference kernel, always available (the test oracle).
-std::unique_ptr<TernaryKernel> CreateReferenceKernel(const OpParams& params,
-                                                     const TernaryWeights& weights);
+// The reference kernel, always available (the test oracle), is CreateReferenceKernel in
+// reference_kernels.h.
 
 }  // namespace core
 }  // namespace ttq

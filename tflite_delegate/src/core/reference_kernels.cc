@@ -164,10 +164,5 @@ std::unique_ptr<TernaryKernel> CreateReferenceKernel(const OpParams& params,
   return std::unique_ptr<TernaryKernel>(new ReferenceKernel(params, weights, mode));
 }
 
-std::unique_ptr<TernaryKernel> CreateReferenceKernel(const OpParams& params,
-                                                     const TernaryWeights& weights) {
-  return CreateReferenceKernel(params, weights, NumericMode::kExact);
-}
-
 }  // namespace core
 }  // namespace ttq

@@ -27,8 +27,7 @@
 namespace ttq {
 namespace core {
 
-// The reference kernel for either numeric mode. The two-argument CreateReferenceKernel in
-// kernel.h is this with NumericMode::kExact.
+// The reference kernel for either numeric mode.
 std::unique_ptr<TernaryKernel> CreateReferenceKernel(const OpParams& params,
                                                      const TernaryWeights& weights,
                                                      NumericMode mode);
