@@ -1,6 +1,7 @@
 """End-to-end latency of the ttq delegate against stock XNNPACK (batch 1, one process).
 
-For CIFAR ResNet-20 and the AlexNet FC stack (9216 -> 4096 -> 4096 -> 1000) this script
+For CIFAR ResNet-20 (`examples.common.models.resnet_cifar(20)`, the paper's official
+architecture) and the AlexNet FC stack (9216 -> 4096 -> 4096 -> 1000) this script
 
   1. builds the tf_keras model (random weights; latency does not depend on training),
   2. ternarizes every Conv2D/Dense with ttq_keras.quantize_model(keep_first_and_last_float=False,
@@ -15,7 +16,7 @@ For CIFAR ResNet-20 and the AlexNet FC stack (9216 -> 4096 -> 4096 -> 1000) this
        ResNet-20: exact / XNNPACK float <= 1.0, fast / XNNPACK int8 <= 1.0
        AlexNet FC: fast / XNNPACK int8 <= 0.5
 
-    .venv/bin/python benchmarks/delegate_latency.py [--runs 200] [--threads 1,2]
+    .venv/bin/python -m benchmarks.delegate_latency [--runs 200] [--threads 1,2]
         [--models resnet20,alexnet_fc] [--out /tmp/ttq_bench] [--markdown]
         [--no-default-delegates]
 
@@ -29,71 +30,19 @@ Long-running by design: it lives in benchmarks/, never in the test suite.
 import argparse
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 
-import ttq_keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF is imported)
-from ttq_keras._compat import keras, tf
+import ttq_keras
+from examples.common.models import resnet_cifar
+from tests.testing_utils import alexnet_fc, randomize_batchnorm
+from ttq_keras import tf
+from ttq_keras.runtime.benchmark import time_invocations
+from ttq_keras.runtime.delegate import Interpreter, library_path
 
-
-# ---------------------------------------------------------------------------------------------
-# Models
-
-
-def resnet20(input_shape=(32, 32, 3), classes=10):
-    """CIFAR ResNet-20 (He et al. 2016, v1: 3 stages x 3 basic blocks, 16/32/64 channels,
-    1x1 stride-2 projection shortcuts), as in the Keras CIFAR-10 ResNet example."""
-
-    def conv_bn(x, filters, kernel=3, strides=1, relu=True, name=None):
-        x = keras.layers.Conv2D(
-            filters, kernel, strides=strides, padding="same", use_bias=False, name=name
-        )(x)
-        x = keras.layers.BatchNormalization(name=None if name is None else name + "_bn")(x)
-        return keras.layers.ReLU()(x) if relu else x
-
-    inputs = keras.Input(input_shape)
-    x = conv_bn(inputs, 16, name="conv1")
-    for stage, filters in enumerate([16, 32, 64]):
-        for block in range(3):
-            strides = 2 if stage > 0 and block == 0 else 1
-            y = conv_bn(x, filters, strides=strides, name=f"s{stage}b{block}a")
-            y = conv_bn(y, filters, relu=False, name=f"s{stage}b{block}b")
-            if strides != 1:
-                x = conv_bn(x, filters, kernel=1, strides=strides, relu=False,
-                            name=f"s{stage}b{block}sc")
-            x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(classes, name="fc")(x)
-    return keras.Model(inputs, outputs, name="resnet20")
-
-
-def alexnet_fc():
-    """The fully connected stack of AlexNet: 9216 -> 4096 -> 4096 -> 1000."""
-    inputs = keras.Input((9216,))
-    x = keras.layers.Dense(4096, activation="relu", name="fc6")(inputs)
-    x = keras.layers.Dense(4096, activation="relu", name="fc7")(x)
-    outputs = keras.layers.Dense(1000, name="fc8")(x)
-    return keras.Model(inputs, outputs, name="alexnet_fc")
-
-
-MODELS = {"resnet20": resnet20, "alexnet_fc": alexnet_fc}
-
-
-def _randomize_bn(model, rng):
-    # Non-trivial BatchNorm statistics so folding does something.
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32),
-                rng.normal(0, 0.1, beta.shape).astype(np.float32),
-                rng.normal(0, 0.1, mean.shape).astype(np.float32),
-                rng.uniform(0.5, 1.5, var.shape).astype(np.float32),
-            ])
+MODELS = {"resnet20": lambda: resnet_cifar(20), "alexnet_fc": alexnet_fc}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,9 +50,9 @@ def _randomize_bn(model, rng):
 
 
 def write_models(name, out_dir, rng):
-    """Returns {"float": path, "int8": path, "packed": path or None, "packed_error": str}."""
+    """Returns ({"float": path, "int8": path, "packed": path}, input shape)."""
     model = MODELS[name]()
-    _randomize_bn(model, rng)
+    randomize_batchnorm(model, seed=int(rng.integers(1 << 30)))
     shape = (1,) + tuple(model.input_shape[1:])
     q_model = ttq_keras.quantize_model(model, keep_first_and_last_float=False, scale_init="data")
     float_model = ttq_keras.to_float_model(q_model)  # same graph, ternary values as float
@@ -122,14 +71,7 @@ def write_models(name, out_dir, rng):
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     paths["int8"] = _write(out_dir, f"{name}_int8.tflite", conv.convert())
 
-    try:
-        from ttq_keras.convert import convert
-
-        packed = convert(q_model)
-        paths["packed"] = _write(out_dir, f"{name}_packed.tflite", packed)
-    except Exception as e:  # noqa: BLE001  (report the gap, keep timing the baselines)
-        paths["packed"] = None
-        paths["packed_error"] = f"{type(e).__name__}: {e}"
+    paths["packed"] = _write(out_dir, f"{name}_packed.tflite", ttq_keras.convert(q_model))
     return paths, shape
 
 
@@ -145,49 +87,29 @@ def _write(out_dir, fname, data):
 
 
 def stock_interpreter(path, threads):
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter as LiteRTInterpreter
 
-    return Interpreter(model_path=path, num_threads=threads)
-
-
-def _delegate_interpreter_class():
-    try:
-        from ttq_keras.delegate import Interpreter
-    except ImportError:
-        return None
-    return Interpreter
+    return LiteRTInterpreter(model_path=path, num_threads=threads)
 
 
 def delegate_interpreter(path, threads, mode, no_default_delegates=False):
-    if not no_default_delegates:
-        return _delegate_interpreter_class()(model_path=path, num_threads=threads, mode=mode)
-    # The same delegate, but the ops it does not take (ADD, MEAN, ...) run on the builtin
-    # kernels instead of XNNPACK fragments: one thread pool on the cores instead of two.
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    from ttq_keras.delegate import load_delegate
-
+    # With no_default_delegates the ops the delegate does not take (ADD, MEAN, ...) run on the
+    # builtin kernels instead of XNNPACK fragments: one thread pool on the cores instead of two.
     return Interpreter(
         model_path=path,
         num_threads=threads,
-        experimental_delegates=[load_delegate(mode, threads)],
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        mode=mode,
+        default_delegates=not no_default_delegates,
     )
 
 
 def time_interpreter(interp, shape, runs, warmup=20):
+    """(median ms, min ms) of `runs` invocations on one fixed random input."""
     interp.allocate_tensors()
-    inp = interp.get_input_details()[0]
     x = np.random.default_rng(0).normal(0, 1, shape).astype(np.float32)
-    interp.set_tensor(inp["index"], x)
-    for _ in range(warmup):
-        interp.invoke()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        interp.invoke()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3, min(times) * 1e3
+    interp.set_tensor(interp.get_input_details()[0]["index"], x)
+    t = time_invocations(interp, runs=runs, warmup=warmup)
+    return t["median_ms"], t["min_ms"]
 
 
 def cpu_model():
@@ -217,7 +139,6 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     threads = [int(t) for t in args.threads.split(",")]
     rng = np.random.default_rng(0)
-    has_delegate = _delegate_interpreter_class() is not None
 
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; runs={args.runs}; batch 1")
     print(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
@@ -226,35 +147,16 @@ def main(argv=None):
     rows = []
     for name in args.models.split(","):
         paths, shape = write_models(name, args.out, rng)
-        if paths.get("packed") is None:
-            print(f"[{name}] packed model unavailable: {paths.get('packed_error')}")
         for nt in threads:
             r = {"model": name, "threads": nt}
             r["float"] = time_interpreter(stock_interpreter(paths["float"], nt), shape, args.runs)
             r["int8"] = time_interpreter(stock_interpreter(paths["int8"], nt), shape, args.runs)
             for mode in ("exact", "fast"):
-                if has_delegate and paths.get("packed"):
-                    try:
-                        interp = delegate_interpreter(
-                            paths["packed"], nt, mode, args.no_default_delegates
-                        )
-                        r[mode] = time_interpreter(interp, shape, args.runs)
-                    except Exception as e:  # noqa: BLE001
-                        print(f"[{name}] delegate ({mode}) failed: {type(e).__name__}: {e}")
-                        r[mode] = None
-                else:
-                    r[mode] = None
+                interp = delegate_interpreter(paths["packed"], nt, mode, args.no_default_delegates)
+                r[mode] = time_interpreter(interp, shape, args.runs)
             rows.append(r)
             _print_row(r)
-    if not has_delegate:
-        print("ttq_keras.delegate.Interpreter not available: delegate columns are empty")
-    else:
-        from ttq_keras.delegate import library_path
-
-        try:
-            print(f"delegate library: {library_path()}")
-        except FileNotFoundError as e:
-            print(e)
+    print(f"delegate library: {library_path()}")
     if args.markdown:
         _print_markdown(rows)
     return rows

@@ -1,11 +1,12 @@
 """File sizes of float, int8, portable and packed .tflite files, as ratios to float.
 
-    .venv/bin/python benchmarks/model_sizes.py            # both models, prints a Markdown table
-    .venv/bin/python benchmarks/model_sizes.py --models resnet20
+    .venv/bin/python -m benchmarks.model_sizes            # both models, prints a Markdown table
+    .venv/bin/python -m benchmarks.model_sizes --models resnet20
 
 Models (weights random; sizes do not depend on training):
-- resnet20: CIFAR ResNet-20 (32x32x3, 16/32/64 filters, projection shortcuts), quantized as in the
-  paper: first conv and last dense stay float (`keep_first_and_last_float=True`).
+- resnet20: CIFAR ResNet-20 of the paper's official code (`examples.common.models.resnet_cifar`:
+  32x32x3, 16/32/64 filters, option-A shortcuts), quantized as in the paper: first conv and
+  last dense stay float (`keep_first_and_last_float=True`).
 - alexnet_fc: AlexNet's fully connected stack 9216 -> 4096 -> 4096 -> 1000, every layer ternary.
 
 Columns:
@@ -24,9 +25,9 @@ import time
 import numpy as np
 
 import ttq_keras
-from ttq_keras._compat import tf
-from ttq_keras.lite import testing
-from ttq_keras.lite.converter import convert
+from examples.common.models import resnet_cifar
+from tests.testing_utils import alexnet_fc, randomize_quantized
+from ttq_keras import convert, tf
 
 
 def _float_tflite(model):
@@ -49,8 +50,8 @@ def _int8_tflite(model, samples=8):
 
 
 MODELS = {
-    "resnet20": (testing.resnet20_cifar, True, 12.0),
-    "alexnet_fc": (testing.alexnet_fc, False, 19.0),
+    "resnet20": (lambda: resnet_cifar(20), True, 12.0),
+    "alexnet_fc": (alexnet_fc, False, 19.0),
 }
 
 
@@ -58,7 +59,7 @@ def measure(name):
     build, keep_first_and_last_float, goal = MODELS[name]
     model = build()
     q = ttq_keras.quantize_model(model, keep_first_and_last_float=keep_first_and_last_float)
-    testing.randomize_quantized(q)
+    randomize_quantized(q)
     sizes = {}
     t0 = time.time()
     sizes["float"] = len(_float_tflite(model))

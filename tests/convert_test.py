@@ -8,18 +8,21 @@ import numpy as np
 from absl.testing import parameterized
 
 import ttq_keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF is imported)
+from tests import testing_utils
 from ttq_keras import tf
 from ttq_keras._compat import keras
-from ttq_keras.lite import _tflite, reference, sizes, testing
-from ttq_keras.lite.converter import UnpackableLayerError, convert, main
+from ttq_keras.export import UnpackableLayerError, convert, main
+from ttq_keras.lite import flatbuffer_io as fbio
+from ttq_keras.lite import format as fmt
+from ttq_keras.lite import interpreter, sizes
 from ttq_keras.ternary_weights import ternary_layers
 
 L = keras.layers
-MODELS = ("resnet_like", "mobilenet_block", "mlp", "dilated_conv")
+MODELS = ("resnet_like", "mobilenet_block", "mlp_3d_input", "dilated_conv")
 _TTQ_FOR_KIND = {
-    "conv2d": "TTQ_CONV_2D",
-    "depthwise_conv2d": "TTQ_DEPTHWISE_CONV_2D",
-    "dense": "TTQ_FULLY_CONNECTED",
+    "conv2d": fmt.TTQ_CONV_2D,
+    "depthwise_conv2d": fmt.TTQ_DEPTHWISE_CONV_2D,
+    "dense": fmt.TTQ_FULLY_CONNECTED,
 }
 
 
@@ -36,8 +39,8 @@ def _litert_run(model_bytes, x):
 
 
 def _ops(model_bytes):
-    model = _tflite.load_model(model_bytes)
-    return [_tflite.op_name(model, op) for op in model.subgraphs[0].operators]
+    model = fbio.load_model(model_bytes)
+    return [fbio.op_name(model, op) for op in model.subgraphs[0].operators]
 
 
 def _assert_matches(test, got, want, factor=1e-4):
@@ -50,9 +53,9 @@ class _Case:
     """One test model, quantized (every layer ternary), randomized, converted once."""
 
     def __init__(self, name, seed):
-        self.float_model = getattr(testing, name)()
+        self.float_model = getattr(testing_utils, name)()
         self.q = ttq_keras.quantize_model(self.float_model, keep_first_and_last_float=False)
-        testing.randomize_quantized(self.q, seed)
+        testing_utils.randomize_quantized(self.q, seed)
         self.x = (
             np.random.default_rng(seed)
             .normal(size=(3,) + tuple(self.float_model.input_shape[1:]))
@@ -76,7 +79,7 @@ class ConvertModelsTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.parameters(*MODELS)
     def testPackedMatchesKeras(self, name):
         case = _case(name)
-        (got,) = reference.run(case.packed, case.x)
+        (got,) = interpreter.run(case.packed, case.x)
         _assert_matches(self, got, case.want)
         self.assertTrue(case.report.verified)
 
@@ -106,15 +109,15 @@ class ConvertModelsTest(tf.test.TestCase, parameterized.TestCase):
         case = _case(name)
 
         def io(model_bytes):
-            model = _tflite.load_model(model_bytes)
+            model = fbio.load_model(model_bytes)
             sg = model.subgraphs[0]
             sig = model.signatureDefs[0]
             return (
                 sig.signatureKey,
                 [(t.name, sg.tensors[t.tensorIndex].type) for t in sig.inputs],
                 [(t.name, sg.tensors[t.tensorIndex].type) for t in sig.outputs],
-                [_tflite.tensor_name(sg.tensors[i]) for i in sg.inputs],
-                [_tflite.tensor_name(sg.tensors[i]) for i in sg.outputs],
+                [fbio.tensor_name(sg.tensors[i]) for i in sg.inputs],
+                [fbio.tensor_name(sg.tensors[i]) for i in sg.outputs],
             )
 
         self.assertEqual(io(case.packed), io(case.portable))
@@ -145,7 +148,7 @@ class ConvertModelsTest(tf.test.TestCase, parameterized.TestCase):
         bn = case.q.get_layer("stem_bn")
         gamma, _, _, var = bn.get_weights()
         factor = gamma / np.sqrt(var + bn.epsilon)
-        ops = {op.tensor_names[1]: op for op in reference.validate(case.packed)}
+        ops = {op.tensor_names[1]: op for op in interpreter.validate(case.packed)}
         op = ops["stem/ttq_codes"]
         self.assertAllClose(op.pos_scales, info.wp * factor, rtol=1e-5)
         self.assertAllClose(op.neg_scales, info.wn * factor, rtol=1e-5)
@@ -157,7 +160,7 @@ class ConvertModelsTest(tf.test.TestCase, parameterized.TestCase):
         ops = _ops(case.packed)
         self.assertNotIn("SPACE_TO_BATCH_ND", ops)
         self.assertNotIn("BATCH_TO_SPACE_ND", ops)
-        options = {op.tensor_names[1]: op.options for op in reference.validate(case.packed)}
+        options = {op.tensor_names[1]: op.options for op in interpreter.validate(case.packed)}
         same = options["dilated_same/ttq_codes"]
         self.assertEqual((same["dilation_height"], same["dilation_width"]), (2, 2))
         self.assertEqual(same["padding"], "SAME")
@@ -165,7 +168,7 @@ class ConvertModelsTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual((valid["dilation_height"], valid["dilation_width"]), (2, 3))
         self.assertEqual(valid["padding"], "VALID")
         self.assertEqual(options["plain_nobias/ttq_codes"]["dilation_height"], 1)
-        bias = [op.bias for op in reference.validate(case.packed)]
+        bias = [op.bias for op in interpreter.validate(case.packed)]
         self.assertAllEqual(bias[0], np.zeros_like(bias[0]))  # use_bias=False: zeros
 
     def testSharedLayerAndDeduplicatedWeights(self):
@@ -187,18 +190,18 @@ class ConvertModelsTest(tf.test.TestCase, parameterized.TestCase):
         constants = sum(s.const_bytes for s in sizes.op_byte_sizes(packed))
         self.assertEqual(constants, 3 * sizes.packed_layer_bytes(8, 8))
         x = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32)
-        _assert_matches(self, reference.run(packed, x)[0], q(x).numpy())
+        _assert_matches(self, interpreter.run(packed, x)[0], q(x).numpy())
 
     def testPerChannelScales(self):
-        model = testing.mobilenet_block()
+        model = testing_utils.mobilenet_block()
         q = ttq_keras.quantize_model(model, keep_first_and_last_float=False, per_channel=True)
-        testing.randomize_quantized(q, 7)
+        testing_utils.randomize_quantized(q, 7)
         x = np.random.default_rng(7).normal(size=(2, 10, 10, 4)).astype(np.float32)
         # A trained model converts the same way: one epoch moves kernels, Wp/Wn and BN stats.
         q.compile("adam", "sparse_categorical_crossentropy")
         q.fit(np.tile(x, (8, 1, 1, 1)), np.arange(16) % 5, batch_size=8, epochs=1, verbose=0)
         packed = convert(q)
-        _assert_matches(self, reference.run(packed, x)[0], q(x, training=False).numpy())
+        _assert_matches(self, interpreter.run(packed, x)[0], q(x, training=False).numpy())
 
     def testSizeRatioOfLargerMlp(self):
         inp = keras.Input((512,), name="x")
@@ -206,14 +209,14 @@ class ConvertModelsTest(tf.test.TestCase, parameterized.TestCase):
         h = L.Dense(128, activation="relu", name="fc2")(h)
         model = keras.Model(inp, L.Dense(10, name="fc3")(h))
         q = ttq_keras.quantize_model(model, keep_first_and_last_float=False)
-        testing.randomize_quantized(q)
+        testing_utils.randomize_quantized(q)
         packed = convert(q)
         portable = convert(q, packed=False)
         # 1.6 bits + 12 bytes per channel against 32 bits per weight.
         self.assertGreater(len(portable) / len(packed), 14.0)
         x = np.random.default_rng(0).normal(size=(2, 512)).astype(np.float32)
         want = q(x).numpy()
-        _assert_matches(self, reference.run(packed, x)[0], want)
+        _assert_matches(self, interpreter.run(packed, x)[0], want)
         # Portable int8 (dynamic-range quantization: int8 kernels, per-channel scales).
         int8 = convert(q, packed=False, weights="int8")
         self.assertLess(len(int8), len(portable) / 3.5)
@@ -227,14 +230,14 @@ class ConvertModelsTest(tf.test.TestCase, parameterized.TestCase):
     def testKeepFirstAndLastFloat(self):
         case = _case("resnet_like")
         q = ttq_keras.quantize_model(case.float_model)  # first conv and last dense stay float
-        testing.randomize_quantized(q, 5)
+        testing_utils.randomize_quantized(q, 5)
         packed = convert(q)
         ops = _ops(packed)
         self.assertEqual(ops[0], "CONV_2D")
         self.assertEqual(ops[-1], "FULLY_CONNECTED")
         self.assertEqual(ops.count("TTQ_CONV_2D"), len(ternary_layers(q)))
         want = q(case.x, training=False).numpy()
-        _assert_matches(self, reference.run(packed, case.x)[0], want)
+        _assert_matches(self, interpreter.run(packed, case.x)[0], want)
 
 
 class ConvertInputsAndFailuresTest(tf.test.TestCase):
@@ -244,7 +247,7 @@ class ConvertInputsAndFailuresTest(tf.test.TestCase):
             path = os.path.join(tmp, "q.keras")
             case.q.save(path)
             packed = convert(path)
-            _assert_matches(self, reference.run(packed, case.x)[0], case.want)
+            _assert_matches(self, interpreter.run(packed, case.x)[0], case.want)
             out = os.path.join(tmp, "out", "model.tflite")
             self.assertEqual(main([path, out, "--no-verify"]), 0)
             with open(out, "rb") as f:
@@ -258,7 +261,7 @@ class ConvertInputsAndFailuresTest(tf.test.TestCase):
                 convert(os.path.join(tmp, "missing.keras"))
 
     def testNotQuantizedModelRaises(self):
-        model = testing.mlp()
+        model = testing_utils.mlp_3d_input()
         with self.assertRaisesRegex(ValueError, "was not made by ttq_keras.quantize_model"):
             convert(model)
         with self.assertRaisesRegex(TypeError, "tf_keras.Model"):
@@ -271,7 +274,7 @@ class ConvertInputsAndFailuresTest(tf.test.TestCase):
         x = L.Flatten()(x)
         model = keras.Model(inp, L.Dense(4, name="head")(x))
         q = ttq_keras.quantize_model(model, keep_first_and_last_float=False)
-        testing.randomize_quantized(q)
+        testing_utils.randomize_quantized(q)
         with self.assertRaisesRegex(
             UnpackableLayerError, r"clipped: op 0 \(CONV_2D\): fused activation RELU_N1_TO_1"
         ):
@@ -284,7 +287,7 @@ class ConvertInputsAndFailuresTest(tf.test.TestCase):
         self.assertEqual([p.layer for p in report.packed_layers], ["head"])
         self.assertEqual(_ops(packed)[0], "CONV_2D")
         x = np.random.default_rng(0).normal(size=(2, 6, 6, 4)).astype(np.float32)
-        _assert_matches(self, reference.run(packed, x)[0], q(x).numpy())
+        _assert_matches(self, interpreter.run(packed, x)[0], q(x).numpy())
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """End-to-end tests of the C++ TTQ delegate (libttq_delegate.so) through ttq_delegate.
 
 Packed models are built here from float Keras layers whose kernels hold ternary values
-(tests/packed_model_testutil.py), so the expected output is the Keras model's. Every model runs
+(`tests.testing_utils.build_packed_model`), so the expected output is the Keras model's. Every model runs
 on both runtimes: LiteRT (ai_edge_litert 2.3.0) and TensorFlow's tf.lite.Interpreter.
 
 Tolerances:
@@ -28,9 +28,12 @@ from absl.testing import parameterized
 from flatbuffers import flexbuffers
 from tensorflow.lite.python import schema_py_generated as schema_fb
 
-from tests import packed_model_testutil as pm
-from ttq_keras import delegate as ttq_delegate
+from tests import testing_utils
 from ttq_keras._compat import keras
+from ttq_keras.export import convert
+from ttq_keras.lite import interpreter as numpy_interpreter
+from ttq_keras.lite.packing import pack_trits
+from ttq_keras.runtime import delegate as ttq_delegate
 
 L = keras.layers
 RUNTIMES = (("litert", "litert"), ("tensorflow", "tensorflow"))
@@ -42,7 +45,7 @@ def _ternary_model(layer, input_shape, seed=0, batch=1):
     model = keras.Sequential([keras.Input(input_shape), layer])
     kernel = layer.get_weights()[0]
     per_channel = kernel.shape[-1]
-    trits, wp, wn = pm.ternary_kernel(kernel.shape, rng)
+    trits, wp, wn = testing_utils.ternary_kernel(kernel.shape, rng)
     if per_channel == 1:
         wp, wn = wp[:1], wn[:1]
     weights = [wp * (trits == 1) - wn * (trits == -1)]
@@ -50,7 +53,7 @@ def _ternary_model(layer, input_shape, seed=0, batch=1):
         weights.append(rng.normal(size=layer.get_weights()[1].shape).astype(np.float32))
     layer.set_weights([w.astype(np.float32) for w in weights])
     out_shape = [batch] + list(model.output_shape[1:])
-    return model, pm.op_from_keras_layer(layer, trits, wp, wn, out_shape)
+    return model, testing_utils.op_from_keras_layer(layer, trits, wp, wn, out_shape)
 
 
 def _run(interpreter, x):
@@ -97,27 +100,27 @@ def _single_op_cases():
 
 class DelegateEndToEndTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.named_parameters(*_single_op_cases())
-    def test_single_op_exact_matches_keras(self, case, runtime):
+    def testSingleOpExactMatchesKeras(self, case, runtime):
         make_layer, input_shape = SINGLE_OPS[case]
         model, op = _ternary_model(make_layer(), input_shape, batch=2)
         x = np.random.default_rng(1).normal(size=(2,) + input_shape).astype(np.float32)
-        packed = pm.build_model([2, *input_shape], [op])
+        packed = testing_utils.build_packed_model([2, *input_shape], [op])
         interpreter = ttq_delegate.Interpreter(model_content=packed, runtime=runtime)
         got = _run(interpreter, x)
         _assert_exact(self, got, model(x).numpy())
         self.assertEqual(interpreter.runtime, runtime)
         ops = interpreter.delegated_ops()
         self.assertEqual([o.node_index for o in ops], interpreter.ttq_ops())
-        self.assertEqual([o.op_name for o in ops], [pm.CUSTOM_CODES[op.kind]])
+        self.assertEqual([o.op_name for o in ops], [testing_utils.CUSTOM_CODES[op.kind]])
         self.assertNotEqual(ops[0].kernel, "")
 
     @parameterized.named_parameters(*_single_op_cases())
-    def test_single_op_fast_within_bound(self, case, runtime):
+    def testSingleOpFastWithinBound(self, case, runtime):
         make_layer, input_shape = SINGLE_OPS[case]
         layer = make_layer()
         model, op = _ternary_model(layer, input_shape, seed=3, batch=2)
         x = np.random.default_rng(4).normal(size=(2,) + input_shape).astype(np.float32)
-        packed = pm.build_model([2, *input_shape], [op])
+        packed = testing_utils.build_packed_model([2, *input_shape], [op])
         interpreter = ttq_delegate.Interpreter(model_content=packed, mode="fast", runtime=runtime)
         got = _run(interpreter, x)
         want = model(x).numpy()
@@ -131,7 +134,7 @@ class DelegateEndToEndTest(tf.test.TestCase, parameterized.TestCase):
         self.assertGreater(float(err.max()), 0.0)
 
     @parameterized.named_parameters(*RUNTIMES)
-    def test_chain_of_ops_all_delegated(self, runtime):
+    def testChainOfOpsAllDelegated(self, runtime):
         # conv -> conv (adjacent TTQ ops) -> depthwise, then dense -> tanh -> dense in a second
         # model: every TTQ op must be claimed, adjacent ones included.
         rng = np.random.default_rng(7)
@@ -145,13 +148,13 @@ class DelegateEndToEndTest(tf.test.TestCase, parameterized.TestCase):
         ops = []
         for i, layer in enumerate(layers):
             kernel = layer.get_weights()[0]
-            trits, wp, wn = pm.ternary_kernel(kernel.shape, rng)
+            trits, wp, wn = testing_utils.ternary_kernel(kernel.shape, rng)
             bias = rng.normal(size=layer.get_weights()[1].shape).astype(np.float32)
             layer.set_weights([(wp * (trits == 1) - wn * (trits == -1)).astype(np.float32), bias])
             out_shape = [1] + list(layer.output_shape[1:])
-            ops.append(pm.op_from_keras_layer(layer, trits, wp, wn, out_shape))
+            ops.append(testing_utils.op_from_keras_layer(layer, trits, wp, wn, out_shape))
         interpreter = ttq_delegate.Interpreter(
-            model_content=pm.build_model([1, 8, 8, 2], ops), runtime=runtime
+            model_content=testing_utils.build_packed_model([1, 8, 8, 2], ops), runtime=runtime
         )
         _assert_exact(self, _run(interpreter, x), model(x).numpy())
         self.assertEqual([o.node_index for o in interpreter.delegated_ops()], [0, 1, 2])
@@ -163,15 +166,15 @@ class DelegateEndToEndTest(tf.test.TestCase, parameterized.TestCase):
         chain = []
         for layer in dense:
             kernel = layer.get_weights()[0]
-            trits, wp, wn = pm.ternary_kernel(kernel.shape, rng)
+            trits, wp, wn = testing_utils.ternary_kernel(kernel.shape, rng)
             layer.set_weights(
                 [
                     (wp * (trits == 1) - wn * (trits == -1)).astype(np.float32),
                     rng.normal(size=kernel.shape[1]).astype(np.float32),
                 ]
             )
-            chain.append(pm.op_from_keras_layer(layer, trits, wp, wn, [3, kernel.shape[1]]))
-        packed = pm.build_model([3, 10], [chain[0], chain[1], "TANH", chain[2]])
+            chain.append(testing_utils.op_from_keras_layer(layer, trits, wp, wn, [3, kernel.shape[1]]))
+        packed = testing_utils.build_packed_model([3, 10], [chain[0], chain[1], "TANH", chain[2]])
         interpreter = ttq_delegate.Interpreter(model_content=packed, runtime=runtime)
         x = rng.normal(size=(3, 10)).astype(np.float32)
         _assert_exact(self, _run(interpreter, x), model(x).numpy())
@@ -180,9 +183,9 @@ class DelegateEndToEndTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(interpreter.ttq_ops(), [0, 1, 3])
 
     @parameterized.named_parameters(*RUNTIMES)
-    def test_resize_input_and_threads(self, runtime):
+    def testResizeInputAndThreads(self, runtime):
         model, op = _ternary_model(L.Conv2D(3, 3, padding="same"), (5, 5, 2), seed=11)
-        packed = pm.build_model([1, 5, 5, 2], [op])
+        packed = testing_utils.build_packed_model([1, 5, 5, 2], [op])
         interpreter = ttq_delegate.Interpreter(model_content=packed, num_threads=2, runtime=runtime)
         x = np.random.default_rng(12).normal(size=(3, 9, 7, 2)).astype(np.float32)
         interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
@@ -190,20 +193,20 @@ class DelegateEndToEndTest(tf.test.TestCase, parameterized.TestCase):
 
         model, op = _ternary_model(L.Dense(4), (6,), seed=13)
         interpreter = ttq_delegate.Interpreter(
-            model_content=pm.build_model([1, 6], [op]), runtime=runtime, default_delegates=False
+            model_content=testing_utils.build_packed_model([1, 6], [op]), runtime=runtime, default_delegates=False
         )
         x = np.random.default_rng(14).normal(size=(5, 6)).astype(np.float32)
         interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
         _assert_exact(self, _run(interpreter, x), model.layers[-1](x).numpy())
 
-    def test_model_path_and_raw_runtime_api(self):
+    def testModelPathAndRawRuntimeApi(self):
         # The .so also works through each runtime's own load_delegate, from a file.
         model, op = _ternary_model(L.Dense(3, activation="relu"), (8,), seed=21)
         x = np.random.default_rng(22).normal(size=(1, 8)).astype(np.float32)
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "dense.tflite")
             with open(path, "wb") as f:
-                f.write(pm.build_model([1, 8], [op]))
+                f.write(testing_utils.build_packed_model([1, 8], [op]))
             from ai_edge_litert import interpreter as litert
 
             for module, load in (
@@ -233,16 +236,13 @@ class ConvertedModelTest(tf.test.TestCase, parameterized.TestCase):
     def _case(self, name, keep_first_and_last_float):
         key = (name, keep_first_and_last_float)
         if key not in self._cases:
-            from ttq_keras.convert import convert
-            from ttq_keras.lite import testing
-
             seed = 1  # fixed: fast-mode error depends on the weights (0.1%..3% over seeds 0-5)
             keras.utils.set_random_seed(seed)
-            float_model = getattr(testing, name)()
+            float_model = getattr(testing_utils, name)()
             q = ttq_keras.quantize_model(
                 float_model, keep_first_and_last_float=keep_first_and_last_float
             )
-            testing.randomize_quantized(q, seed=seed + 3)
+            testing_utils.randomize_quantized(q, seed=seed + 3)
             x = (
                 np.random.default_rng(seed)
                 .normal(size=(2,) + tuple(float_model.input_shape[1:]))
@@ -254,14 +254,12 @@ class ConvertedModelTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.named_parameters(
         ("mobilenet_all_ternary", "mobilenet_block", False),
         ("mobilenet_first_last_float", "mobilenet_block", True),
-        ("mlp", "mlp", False),
+        ("mlp", "mlp_3d_input", False),
         ("dilated_conv", "dilated_conv", False),
     )
-    def test_converted_model_runs_delegated(self, name, keep_first_and_last_float):
-        from ttq_keras.lite import reference
-
+    def testConvertedModelRunsDelegated(self, name, keep_first_and_last_float):
         packed, x, want = self._case(name, keep_first_and_last_float)
-        (ref,) = reference.run(packed, x)
+        (ref,) = numpy_interpreter.run(packed, x)
         scale = float(np.abs(want).max())
         for runtime, _ in RUNTIMES:
             with self.subTest(runtime=runtime, mode="exact"):
@@ -299,7 +297,7 @@ def _conv_op(**changes):
 def _corrupt_models():
     """(name, model bytes, regex the error must match)."""
     dense = _dense_op()
-    codes = pm.pack_trits(dense.rows)  # [4, 2]; K = 7 so taps 7..9 of byte 1 are padding
+    codes = pack_trits(dense.rows)  # [4, 2]; K = 7 so taps 7..9 of byte 1 are padding
     byte_243 = codes.copy()
     byte_243[2, 0] = 243
     pad_trit = codes.copy()
@@ -308,54 +306,54 @@ def _corrupt_models():
     return [
         (
             "byte_243",
-            pm.build_model([1, 7], [_dense_op(codes=byte_243)]),
+            testing_utils.build_packed_model([1, 7], [_dense_op(codes=byte_243)]),
             r"node 0 \(TTQ_FULLY_CONNECTED\): codes .*code byte 0 of row 2 is 243",
         ),
         (
             "padding_trit",
-            pm.build_model([1, 7], [_dense_op(codes=pad_trit)]),
+            testing_utils.build_packed_model([1, 7], [_dense_op(codes=pad_trit)]),
             r"non-zero padding trit at tap 8",
         ),
         (
             "codes_missing_row",
-            pm.build_model([1, 7], [_dense_op(codes=codes[:3])]),
+            testing_utils.build_packed_model([1, 7], [_dense_op(codes=codes[:3])]),
             r"codes .* has shape \[3, 2\]; expected \[4, 2\]",
         ),
         (
             "wrong_codes_shape",
-            pm.build_model([1, 7], [_dense_op(codes=codes.reshape(-1))]),
+            testing_utils.build_packed_model([1, 7], [_dense_op(codes=codes.reshape(-1))]),
             r"has shape \[8\]; expected \[4, 2\]",
         ),
         (
             "wrong_scales_shape",
-            pm.build_model([1, 7], [_dense_op(pos=np.ones(3, np.float32))]),
+            testing_utils.build_packed_model([1, 7], [_dense_op(pos=np.ones(3, np.float32))]),
             r"pos_scales .* has shape \[3\]; expected \[4\]",
         ),
         (
             "codes_int8",
-            pm.build_model([1, 7], [_dense_op(codes_dtype=schema_fb.TensorType.INT8)]),
+            testing_utils.build_packed_model([1, 7], [_dense_op(codes_dtype=schema_fb.TensorType.INT8)]),
             r"codes .* has dtype int8; expected uint8",
         ),
         (
             "unknown_version",
-            pm.build_model([1, 7], [_dense_op(options=dict(options, version=2))]),
+            testing_utils.build_packed_model([1, 7], [_dense_op(options=dict(options, version=2))]),
             r"unsupported format version 2",
         ),
         (
             "garbage_options",
-            pm.build_model([1, 7], [_dense_op(custom_options=b"\x01\x02\x03\x04")]),
+            testing_utils.build_packed_model([1, 7], [_dense_op(custom_options=b"\x01\x02\x03\x04")]),
             r"custom options: malformed FlexBuffer",
         ),
         (
             "truncated_options",
-            pm.build_model(
+            testing_utils.build_packed_model(
                 [1, 7], [_dense_op(custom_options=bytes(flexbuffers.Dumps(options))[:-5])]
             ),
             r"custom options: malformed FlexBuffer",
         ),
         (
             "missing_key",
-            pm.build_model(
+            testing_utils.build_packed_model(
                 [1, 7],
                 [_dense_op(options={k: v for k, v in options.items() if k != "keep_num_dims"})],
             ),
@@ -363,40 +361,40 @@ def _corrupt_models():
         ),
         (
             "wrong_type",
-            pm.build_model([1, 7], [_dense_op(options=dict(options, in_features="7"))]),
+            testing_utils.build_packed_model([1, 7], [_dense_op(options=dict(options, in_features="7"))]),
             r"'in_features' must be an int; got a string",
         ),
         (
             "bad_activation",
-            pm.build_model([1, 7], [_dense_op(options=dict(options, activation="TANH"))]),
+            testing_utils.build_packed_model([1, 7], [_dense_op(options=dict(options, activation="TANH"))]),
             r"'activation' must be NONE, RELU or RELU6; got 'TANH'",
         ),
         (
             "input_not_multiple",
-            pm.build_model([1, 9], [_dense_op()]),
+            testing_utils.build_packed_model([1, 9], [_dense_op()]),
             r"9 elements, not a multiple of in_features = 7",
         ),
-        ("four_inputs", pm.build_model([1, 7], [_dense_op(drop_bias=True)]), r"expected 5 inputs"),
+        ("four_inputs", testing_utils.build_packed_model([1, 7], [_dense_op(drop_bias=True)]), r"expected 5 inputs"),
         (
             "non_constant_codes",
-            pm.build_model([1, 7], [_dense_op(non_constant_codes=True)]),
+            testing_utils.build_packed_model([1, 7], [_dense_op(non_constant_codes=True)]),
             r"codes .* must be a constant tensor",
         ),
         (
             "conv_channels",
-            pm.build_model([1, 5, 5, 4], [_conv_op()]),
+            testing_utils.build_packed_model([1, 5, 5, 4], [_conv_op()]),
             r"node 0 \(TTQ_CONV_2D\): input .* has 4 channels; expected in_channels = 3",
         ),
         (
             "conv_bad_padding",
-            pm.build_model(
+            testing_utils.build_packed_model(
                 [1, 5, 5, 3], [_conv_op(options=dict(_conv_op().options, padding="FULL"))]
             ),
             r"'padding' must be SAME or VALID",
         ),
         (
             "conv_zero_stride",
-            pm.build_model(
+            testing_utils.build_packed_model(
                 [1, 5, 5, 3], [_conv_op(options=dict(_conv_op().options, stride_height=0))]
             ),
             r"'stride_height' must be in \[1",
@@ -411,7 +409,7 @@ class DelegateErrorTest(tf.test.TestCase, parameterized.TestCase):
         cls.corrupt = _corrupt_models()
 
     @parameterized.named_parameters(*RUNTIMES)
-    def test_corrupt_models_raise_clear_errors(self, runtime):
+    def testCorruptModelsRaiseClearErrors(self, runtime):
         for name, content, pattern in self.corrupt:
             with self.subTest(name):
                 with self.assertRaisesRegex(
@@ -421,7 +419,7 @@ class DelegateErrorTest(tf.test.TestCase, parameterized.TestCase):
                     interpreter = ttq_delegate.Interpreter(model_content=content, runtime=runtime)
                     interpreter.allocate_tensors()
 
-    def test_corrupt_models_never_crash_the_process(self):
+    def testCorruptModelsNeverCrashTheProcess(self):
         # The same files, loaded by a child process through both runtimes' own APIs: it must
         # exit normally (a crash would show as a signal) with an error for every file.
         with tempfile.TemporaryDirectory() as tmp:
@@ -467,19 +465,19 @@ class DelegateErrorTest(tf.test.TestCase, parameterized.TestCase):
             self.assertIn("TTQ delegate: node 0", message, key)
 
     @parameterized.named_parameters(*RUNTIMES)
-    def test_truncated_code_buffer(self, runtime):
+    def testTruncatedCodeBuffer(self, runtime):
         # A buffer shorter than its tensor's shape: the runtimes already refuse such a file when
         # they read it (the delegate checks it too, for hosts that do not); either way a Python
         # exception, not a crash.
-        codes = pm.pack_trits(_dense_op().rows)
-        content = pm.build_model(
+        codes = pack_trits(_dense_op().rows)
+        content = testing_utils.build_packed_model(
             [1, 7], [_dense_op(codes=codes.reshape(-1)[:5], codes_shape=[4, 2])]
         )
         with self.assertRaisesRegex((ValueError, RuntimeError), r"bytes|buffer|size"):
             interpreter = ttq_delegate.Interpreter(model_content=content, runtime=runtime)
             interpreter.allocate_tensors()
 
-    def test_bad_options(self):
+    def testBadOptions(self):
         with self.assertRaisesRegex(ValueError, r"mode must be one of \('exact', 'fast'\)"):
             ttq_delegate.load_delegate(mode="int4")
         with self.assertRaisesRegex(ValueError, "num_threads must be an integer >= 1"):
@@ -494,7 +492,7 @@ class DelegateErrorTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "exactly one of model_path and model_content"):
             ttq_delegate.Interpreter()
 
-    def test_missing_library_says_how_to_build(self):
+    def testMissingLibrarySaysHowToBuild(self):
         with mock.patch.dict(os.environ, {"TTQ_DELEGATE_LIB": "/nonexistent/libttq_delegate.so"}):
             with self.assertRaisesRegex(FileNotFoundError, "does not name a file"):
                 ttq_delegate.load_delegate()

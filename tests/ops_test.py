@@ -44,7 +44,7 @@ class TernarizeTest(tf.test.TestCase, parameterized.TestCase):
         ("depthwise_per_channel", (3, 3, 5, 2), "depthwise", 0.1),
         ("vector", (11,), False, 0.0),
     )
-    def test_forward_and_gradients_match_numpy(self, shape, per_channel, t):
+    def testForwardAndGradientsMatchNumpy(self, shape, per_channel, t):
         rng = np.random.default_rng(len(shape) * 31 + int(t * 100))
         w = with_values_at_threshold(rng.normal(size=shape).astype(np.float32), t)
         if per_channel == "depthwise":
@@ -70,13 +70,13 @@ class TernarizeTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(grad_wn, ref_wn, rtol=1e-5, atol=1e-5)
         self.assertEqual(grad_wp.shape, wp.shape)
 
-    def test_values_exactly_at_threshold_are_zero(self):
+    def testValuesExactlyAtThresholdAreZero(self):
         w = tf.constant([1.0, 0.5, -0.5, 0.49, -0.51, 0.51])
         out = ops.ternarize(w, 2.0, 3.0, tf.constant(0.5))
         self.assertAllEqual(out, [2.0, 0.0, 0.0, 0.0, -3.0, 2.0])
         self.assertAllEqual(ops.ternary_codes(w, 0.5), [1, 0, 0, 0, -1, 1])
 
-    def test_wn_gradient_is_minus_sum_over_negatives(self):
+    def testWnGradientIsMinusSumOverNegatives(self):
         # The paper's printed eq. 7 has no minus sign; the official code's autodiff does.
         w = tf.constant([-1.0, -2.0, 0.0, 3.0])
         wn = tf.Variable(1.0)
@@ -84,14 +84,14 @@ class TernarizeTest(tf.test.TestCase, parameterized.TestCase):
             loss = tf.reduce_sum(ops.ternarize(w, 1.0, wn, tf.constant(0.5)))
         self.assertAllClose(tape.gradient(loss, wn), -2.0)
 
-    def test_no_gradient_through_threshold(self):
+    def testNoGradientThroughThreshold(self):
         w = tf.Variable([0.04, -1.0, 0.5, 2.0])
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(ops.ternarize(w, 1.0, 1.0, ops.ttq_threshold(w, 0.05)))
         # Only the scaled straight-through term: no contribution from d(Δ)/d(max|w|).
         self.assertAllClose(tape.gradient(loss, w), [1.0, 1.0, 1.0, 1.0])
 
-    def test_fit_scales_is_mean_of_each_side(self):
+    def testFitScalesIsMeanOfEachSide(self):
         w = np.array([[0.9, -0.2], [0.3, -0.8], [0.01, 0.6], [-0.4, -0.02]], np.float32)
         wp, wn = ops.fit_scales(w, 0.05)
         self.assertAllClose(wp, np.mean([0.9, 0.3, 0.6]))
@@ -100,7 +100,7 @@ class TernarizeTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(wp_c, [0.6, 0.6])
         self.assertAllClose(wn_c, [0.4, 0.5])
 
-    def test_twn_uses_fixed_scale_and_identity_gradient(self):
+    def testTwnUsesFixedScaleAndIdentityGradient(self):
         w = tf.Variable([[1.0, -0.1], [-2.0, 0.9]])
         with tf.GradientTape() as tape:
             out, alpha, delta = ops.twn_ternarize(w)

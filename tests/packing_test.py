@@ -1,10 +1,11 @@
-"""Tests for ttq_keras.lite.packing and the byte formula in ttq_keras.lite.sizes."""
+"""Tests for ttq_keras.lite.packing and the byte formulas (lite.format, lite.sizes)."""
 
 import numpy as np
 from absl.testing import parameterized
 
 import ttq_keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF is imported)
 from ttq_keras import tf
+from ttq_keras.lite import format as fmt
 from ttq_keras.lite import packing, sizes
 
 
@@ -56,7 +57,7 @@ class PackTritsTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "uint8"):
             packing.unpack_codes(np.zeros((1, 2), np.int32), 6)
         with self.assertRaisesRegex(ValueError, "at least one trit"):
-            packing.packed_row_bytes(0)
+            fmt.packed_row_bytes(0)
 
 
 class SizesTest(tf.test.TestCase):

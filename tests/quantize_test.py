@@ -17,7 +17,7 @@ def _scale_vars(model):
 
 
 class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
-    def test_wraps_supported_layers_and_keeps_first_and_last_float(self):
+    def testWrapsSupportedLayersAndKeepsFirstAndLastFloat(self):
         q = ttq_keras.quantize_model(testing_utils.small_cnn())
         wrapped = [layer.layer.name for layer in q.layers if isinstance(layer, quantize_wrapper.QuantizeWrapper)]
         self.assertEqual(wrapped, ["conv1", "dw", "fc0"])
@@ -26,13 +26,13 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         # No 8-bit machinery: no QuantizeLayer and no wrapper around float layers.
         self.assertFalse(any("quantize_layer" in layer.name for layer in q.layers))
 
-    def test_keep_first_and_last_float_can_be_overridden(self):
+    def testKeepFirstAndLastFloatCanBeOverridden(self):
         q = ttq_keras.quantize_model(testing_utils.small_cnn(), keep_first_and_last_float=False,
                                      float_layers=["dw"])
         wrapped = [layer.layer.name for layer in q.layers if ttq_keras.ternary_weights.is_ttq_wrapper(layer)]
         self.assertEqual(wrapped, ["conv0", "conv1", "fc0", "head"])
 
-    def test_scales_appear_exactly_once_in_trainable_weights(self):
+    def testScalesAppearExactlyOnceInTrainableWeights(self):
         q = ttq_keras.quantize_model(testing_utils.small_cnn())
         names = [w.name for w in q.trainable_weights]
         scales = [n for n in names if n.endswith(("_wp:0", "_wn:0"))]
@@ -43,7 +43,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         kernels = [n for n in names if n.endswith("kernel:0")]
         self.assertLen(kernels, len(set(kernels)))
 
-    def test_copies_weights_and_forward_is_ternary(self):
+    def testCopiesWeightsAndForwardIsTernary(self):
         model = testing_utils.small_cnn()
         q = ttq_keras.quantize_model(model)
         testing_utils.randomize_scales(q)
@@ -60,7 +60,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(q(x, training=False), float_model(x), rtol=1e-5, atol=1e-5)
         self.assertEqual([w.name for w in float_model.layers], [w.name for w in model.layers])
 
-    def test_sgd_steps_lower_the_loss(self):
+    def testSgdStepsLowerTheLoss(self):
         x, y = testing_utils.classification_data()
         model = testing_utils.mlp()
         model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -77,7 +77,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         moved = [np.any(b != a.numpy()) for b, a in zip(scales_before, _scale_vars(q))]
         self.assertTrue(all(moved))
 
-    def test_data_init_fits_scales_to_weights(self):
+    def testDataInitFitsScalesToWeights(self):
         model = testing_utils.mlp()
         q = ttq_keras.quantize_model(model, keep_first_and_last_float=False, scale_init="data")
         for info in ttq_keras.ternary_layers(q):
@@ -85,7 +85,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllClose(info.wp, np.mean(w[w > info.delta]), rtol=1e-5)
             self.assertAllClose(info.wn, np.mean(-w[w < -info.delta]), rtol=1e-5)
 
-    def test_per_channel_scales(self):
+    def testPerChannelScales(self):
         q = ttq_keras.quantize_model(testing_utils.small_cnn(), per_channel=True, scale_init="data")
         infos = {i.inner_name: i for i in ttq_keras.ternary_layers(q)}
         self.assertEqual(infos["conv1"].wp.shape, (12,))
@@ -108,7 +108,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         delta = wp_var.numpy() - before
         self.assertGreater(len(np.unique(np.round(delta, 7))), 1)
 
-    def test_positive_scales_are_clipped_after_each_step(self):
+    def testPositiveScalesAreClippedAfterEachStep(self):
         model = testing_utils.mlp()
         q = ttq_keras.quantize_model(model, keep_first_and_last_float=False, positive_scales=True,
                                      min_scale=0.05)
@@ -134,7 +134,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         values2 = np.concatenate([w.numpy().ravel() for w in _scale_vars(q2)])
         self.assertLess(values2.min(), 0.0)
 
-    def test_twn_mode_uses_fixed_scales(self):
+    def testTwnModeUsesFixedScales(self):
         q = ttq_keras.quantize_model(testing_utils.mlp(), keep_first_and_last_float=False, mode="twn")
         self.assertEqual(_scale_vars(q), [])
         for info in ttq_keras.ternary_layers(q):
@@ -144,7 +144,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllClose(info.wp, alpha, rtol=1e-5)
             self.assertAllClose(info.wn, alpha, rtol=1e-5)
 
-    def test_keras3_model_is_rejected_with_a_clear_error(self):
+    def testKeras3ModelIsRejectedWithAClearError(self):
         import keras as keras3  # the Keras 3 package installed with TensorFlow
 
         k3 = keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2, name="k3_dense")], name="k3model")
@@ -153,7 +153,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(TypeError, r"'k3_dense' is a Keras 3 layer"):
             ttq_keras.quantize_layer(k3.layers[-1])
 
-    def test_unsupported_layer_is_named(self):
+    def testUnsupportedLayerIsNamed(self):
         inputs = keras.Input((16, 3))
         x = keras.layers.Conv1D(4, 3, name="my_conv1d")(inputs)
         x = keras.layers.Flatten()(x)
@@ -168,7 +168,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, r"'lstm_x'.*LSTM is not supported"):
             ttq_keras.quantize_layer(keras.layers.LSTM(3, name="lstm_x"))
 
-    def test_bad_arguments(self):
+    def testBadArguments(self):
         with self.assertRaisesRegex(ValueError, r"threshold=1.5"):
             ttq_keras.quantize_model(testing_utils.mlp(), threshold=1.5)
         with self.assertRaisesRegex(ValueError, r"not in the model: \['nope'\]"):
@@ -176,7 +176,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, r"Nothing left to ternarize"):
             ttq_keras.quantize_model(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
 
-    def test_subclassed_model_with_layer_wrappers_trains(self):
+    def testSubclassedModelWithLayerWrappersTrains(self):
         class Net(keras.Model):
             def __init__(self):
                 super().__init__()
@@ -203,7 +203,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
 
 class SaveLoadTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.named_parameters(("keras", "model.keras"), ("h5", "model.h5"), ("savedmodel", "saved"))
-    def test_round_trip_keeps_scales_latent_weights_and_outputs(self, filename):
+    def testRoundTripKeepsScalesLatentWeightsAndOutputs(self, filename):
         model = testing_utils.small_cnn()
         q = ttq_keras.quantize_model(model, per_channel=True)
         testing_utils.randomize_scales(q)
@@ -229,7 +229,7 @@ class SaveLoadTest(tf.test.TestCase, parameterized.TestCase):
         # The loaded model keeps training.
         loaded.fit(x, np.arange(4) % 5, epochs=1, verbose=0)
 
-    def test_serialization_of_every_registered_object(self):
+    def testSerializationOfEveryRegisteredObject(self):
         quantizer = ttq_keras.TTQQuantizer(threshold=0.1, per_channel=True, channel_dims=2,
                                            positive_scales=True, scale_init="data")
         config = ttq_keras.TTQQuantizeConfig(["depthwise_kernel"], quantizer)
@@ -242,7 +242,7 @@ class SaveLoadTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class SummaryAndCallbackTest(tf.test.TestCase):
-    def test_summary_values(self):
+    def testSummaryValues(self):
         q = ttq_keras.quantize_model(testing_utils.small_cnn())
         testing_utils.randomize_scales(q, seed=3)
         lines = []
@@ -262,7 +262,7 @@ class SummaryAndCallbackTest(tf.test.TestCase):
         self.assertIn("quant_conv1", "\n".join(lines))
         self.assertIn("total", lines[-2])
 
-    def test_callback_writes_scalars_and_histograms(self):
+    def testCallbackWritesScalarsAndHistograms(self):
         x, y = testing_utils.classification_data(n=64)
         q = ttq_keras.quantize_model(testing_utils.mlp(), keep_first_and_last_float=False)
         q.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -284,7 +284,7 @@ class SummaryAndCallbackTest(tf.test.TestCase):
 
 
 class DistributionTest(tf.test.TestCase):
-    def test_mirrored_strategy_training_step(self):
+    def testMirroredStrategyTrainingStep(self):
         cpus = tf.config.list_logical_devices("CPU")
         if len(cpus) < 2:
             self.skipTest("needs two logical CPUs (set up in tests/conftest.py)")

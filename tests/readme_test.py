@@ -17,7 +17,7 @@ def python_blocks():
 
 
 class ReadmeTest(tf.test.TestCase):
-    def test_python_blocks_run(self):
+    def testPythonBlocksRun(self):
         blocks = python_blocks()
         self.assertGreaterEqual(len(blocks), 2)
         rng = np.random.default_rng(0)

@@ -1,4 +1,5 @@
-"""Tests for ttq_keras.lite.reference: the NumPy kernels, the interpreter and the validator."""
+"""Tests of the NumPy reference: the TTQ kernels (lite.reference_kernels), the interpreter and
+the validator (lite.interpreter)."""
 
 import contextlib
 import io
@@ -9,13 +10,14 @@ import numpy as np
 from absl.testing import parameterized
 from flatbuffers import flexbuffers
 from tensorflow.lite.python import schema_py_generated as schema_fb
-from tensorflow.lite.tools import flatbuffer_utils
 
 import ttq_keras  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF is imported)
+from tests import testing_utils
 from ttq_keras import tf
 from ttq_keras._compat import keras
-from ttq_keras.lite import _tflite, packing, reference, testing
-from ttq_keras.lite.converter import convert
+from ttq_keras.export import convert
+from ttq_keras.lite import flatbuffer_io as fbio
+from ttq_keras.lite import interpreter, packing, reference_kernels
 
 L = keras.layers
 
@@ -62,7 +64,7 @@ class KernelTest(tf.test.TestCase, parameterized.TestCase):
             dilation_width=dilation,
             padding=padding,
         )
-        got = reference.ttq_conv_2d(x, codes, pos, neg, bias, options)
+        got = reference_kernels.ttq_conv_2d(x, codes, pos, neg, bias, options)
         w = rows.reshape(c_out, kh, kw, c_in).transpose(1, 2, 3, 0)  # OHWI -> HWIO
         want = tf.nn.conv2d(x, w, stride, padding, dilations=dilation).numpy() + bias
         self.assertAllClose(got, _act(want, activation), atol=1e-5, rtol=1e-5)
@@ -93,7 +95,7 @@ class KernelTest(tf.test.TestCase, parameterized.TestCase):
             padding=padding,
             depth_multiplier=mult,
         )
-        got = reference.ttq_depthwise_conv_2d(x, codes, pos, neg, bias, options)
+        got = reference_kernels.ttq_depthwise_conv_2d(x, codes, pos, neg, bias, options)
         w = rows.T.reshape(kh, kw, c_in, mult)  # channel c = ci * mult + m
         want = tf.nn.depthwise_conv2d(
             x, w, [1, stride, stride, 1], padding, dilations=[dilation, dilation]
@@ -112,7 +114,7 @@ class KernelTest(tf.test.TestCase, parameterized.TestCase):
             out_features=9,
             keep_num_dims=keep_num_dims,
         )
-        got = reference.ttq_fully_connected(x, codes, pos, neg, bias, options)
+        got = reference_kernels.ttq_fully_connected(x, codes, pos, neg, bias, options)
         want = np.maximum(x.reshape(-1, 13) @ rows.T + bias, 0)
         if keep_num_dims:
             want = want.reshape(2, 3, 9)
@@ -123,7 +125,7 @@ class KernelTest(tf.test.TestCase, parameterized.TestCase):
         codes = packing.pack_trits([[1, 1, -1, 0]])
         options = dict(version=1, activation="NONE", in_features=4, out_features=1)
         options["keep_num_dims"] = False
-        y = reference.ttq_fully_connected(
+        y = reference_kernels.ttq_fully_connected(
             np.array([[1.0, 2.0, 4.0, 8.0]], np.float32),
             codes,
             np.array([0.5], np.float32),
@@ -152,25 +154,25 @@ class KernelTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(
             ValueError, "TTQ_CONV_2D: input 'input' last dimension must be"
         ):
-            reference.ttq_conv_2d(np.zeros((1, 4, 4, 2)), codes, ones, ones, ones, options)
+            reference_kernels.ttq_conv_2d(np.zeros((1, 4, 4, 2)), codes, ones, ones, ones, options)
         with self.assertRaisesRegex(ValueError, "must be 4-D"):
-            reference.ttq_conv_2d(np.zeros((4, 4, 3)), codes, ones, ones, ones, options)
+            reference_kernels.ttq_conv_2d(np.zeros((4, 4, 3)), codes, ones, ones, ones, options)
         with self.assertRaisesRegex(ValueError, "bias must have shape"):
-            reference.ttq_conv_2d(np.zeros((1, 4, 4, 3)), codes, ones, ones, ones[:1], options)
+            reference_kernels.ttq_conv_2d(np.zeros((1, 4, 4, 3)), codes, ones, ones, ones[:1], options)
 
 
 def _load(model_bytes):
-    return _tflite.load_model(bytes(model_bytes))
+    return fbio.load_model(bytes(model_bytes))
 
 
 def _dump(model):
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return fbio.write_model(model)
 
 
 def _find(model, custom_code):
     sg = model.subgraphs[0]
     for i, op in enumerate(sg.operators):
-        if _tflite.op_name(model, op) == custom_code:
+        if fbio.op_name(model, op) == custom_code:
             return i, op, sg
     raise AssertionError(f"no {custom_code} in the model")
 
@@ -188,17 +190,17 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
         out = L.Dense(5, name="fc")(x)
         model = keras.Model(inp, out)
         q = ttq_keras.quantize_model(model, keep_first_and_last_float=False)
-        testing.randomize_quantized(q)
+        testing_utils.randomize_quantized(q)
         cls.packed = convert(q)
         cls.x = np.random.default_rng(0).normal(size=(2, 6, 6, 3)).astype(np.float32)
         cls.want = q(cls.x, training=False).numpy()
 
     def testRunMatchesKeras(self):
-        (got,) = reference.run(self.packed, self.x)
+        (got,) = interpreter.run(self.packed, self.x)
         self.assertAllClose(got, self.want, atol=1e-4 * np.abs(self.want).max(), rtol=0)
-        (by_name,) = reference.run(self.packed, {"image": self.x})
+        (by_name,) = interpreter.run(self.packed, {"image": self.x})
         self.assertAllEqual(got, by_name)
-        ops = reference.validate(self.packed)
+        ops = interpreter.validate(self.packed)
         self.assertEqual(
             [op.op_type for op in ops],
             ["TTQ_CONV_2D", "TTQ_DEPTHWISE_CONV_2D", "TTQ_FULLY_CONNECTED"],
@@ -213,9 +215,9 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
                 argv = [path, "--input", os.path.join(tmp, "x.npy")]
-                self.assertEqual(reference.main(argv + ["--output", os.path.join(tmp, "y.npy")]), 0)
+                self.assertEqual(interpreter.main(argv + ["--output", os.path.join(tmp, "y.npy")]), 0)
             self.assertIn("TTQ_DEPTHWISE_CONV_2D", out.getvalue())
-            self.assertAllClose(np.load(os.path.join(tmp, "y.npy")), reference.run(path, self.x)[0])
+            self.assertAllClose(np.load(os.path.join(tmp, "y.npy")), interpreter.run(path, self.x)[0])
 
     def _with_options(self, custom_code, **changes):
         model = _load(self.packed)
@@ -249,9 +251,9 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
     def testRejectsBadOptions(self, custom_code, changes, message):
         bad = self._with_options(custom_code, **changes)
         with self.assertRaisesRegex(ValueError, rf"operator \d+ \({custom_code}\).*{message}"):
-            reference.validate(bad)
+            interpreter.validate(bad)
         with self.assertRaisesRegex(ValueError, message):
-            reference.run(bad, self.x)
+            interpreter.run(bad, self.x)
 
     def _mutate(self, custom_code, fn):
         model = _load(self.packed)
@@ -265,7 +267,7 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
     def testRejectsWrongInputCount(self):
         bad = self._mutate("TTQ_CONV_2D", lambda m, sg, op: setattr(op, "inputs", op.inputs[:4]))
         with self.assertRaisesRegex(ValueError, r"TTQ_CONV_2D\): expected 5 inputs"):
-            reference.validate(bad)
+            interpreter.validate(bad)
 
     def testRejectsCodesDtype(self):
         def fn(m, sg, op):
@@ -273,20 +275,20 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
 
         bad = self._mutate("TTQ_FULLY_CONNECTED", fn)
         with self.assertRaisesRegex(ValueError, r"codes tensor 'fc/ttq_codes' must be UINT8"):
-            reference.validate(bad)
+            interpreter.validate(bad)
 
     def testRejectsScalesDtypeAndShape(self):
         def dtype(m, sg, op):
             sg.tensors[int(op.inputs[3])].type = schema_fb.TensorType.INT32
 
         with self.assertRaisesRegex(ValueError, r"neg_scales tensor 'dw/ttq_neg_scales'"):
-            reference.validate(self._mutate("TTQ_DEPTHWISE_CONV_2D", dtype))
+            interpreter.validate(self._mutate("TTQ_DEPTHWISE_CONV_2D", dtype))
 
         def shape(m, sg, op):
             sg.tensors[int(op.inputs[4])].shape = np.array([2, 2], np.int32)
 
         with self.assertRaisesRegex(ValueError, r"bias must have shape \[4\]"):
-            reference.validate(self._mutate("TTQ_CONV_2D", shape))
+            interpreter.validate(self._mutate("TTQ_CONV_2D", shape))
 
     def testRejectsShortBuffer(self):
         def fn(m, sg, op):
@@ -294,14 +296,14 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
             buf.data = buf.data[:-1]
 
         with self.assertRaisesRegex(ValueError, r"codes tensor 'conv/ttq_codes': buffer has"):
-            reference.validate(self._mutate("TTQ_CONV_2D", fn))
+            interpreter.validate(self._mutate("TTQ_CONV_2D", fn))
 
     def testRejectsNonConstantWeights(self):
         def fn(m, sg, op):
             sg.tensors[int(op.inputs[2])].buffer = 0
 
         with self.assertRaisesRegex(ValueError, r"input 2 \(pos_scales\) must be a constant"):
-            reference.validate(self._mutate("TTQ_FULLY_CONNECTED", fn))
+            interpreter.validate(self._mutate("TTQ_FULLY_CONNECTED", fn))
 
     def testRejectsCodeByteOver242(self):
         def fn(m, sg, op):
@@ -311,7 +313,7 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
             buf.data = data
 
         with self.assertRaisesRegex(ValueError, r"TTQ_CONV_2D\): codes: code byte 250"):
-            reference.validate(self._mutate("TTQ_CONV_2D", fn))
+            interpreter.validate(self._mutate("TTQ_CONV_2D", fn))
 
     def testRejectsNonZeroPaddingTrit(self):
         # Dense rows have K = 4*4*8 = 128 trits: the last byte holds 3 taps, so 81 sets a pad trit.
@@ -322,7 +324,7 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
             buf.data = data
 
         with self.assertRaisesRegex(ValueError, "padding trits past K=128 in row 0"):
-            reference.validate(self._mutate("TTQ_FULLY_CONNECTED", fn))
+            interpreter.validate(self._mutate("TTQ_FULLY_CONNECTED", fn))
 
     def testRejectsInputShape(self):
         def fn(m, sg, op):
@@ -330,38 +332,38 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
             sg.tensors[int(op.inputs[0])].shapeSignature = np.array([-1, 6, 6, 5], np.int32)
 
         with self.assertRaisesRegex(ValueError, "last dimension must be in_channels=3"):
-            reference.validate(self._mutate("TTQ_CONV_2D", fn))
+            interpreter.validate(self._mutate("TTQ_CONV_2D", fn))
         with self.assertRaisesRegex(ValueError, "last dimension must be in_channels=3"):
-            reference.run(self._mutate("TTQ_CONV_2D", fn), np.zeros((1, 6, 6, 5), np.float32))
+            interpreter.run(self._mutate("TTQ_CONV_2D", fn), np.zeros((1, 6, 6, 5), np.float32))
 
     def testRejectsMislabelledOp(self):
         def fn(m, sg, op):
             m.operatorCodes[op.opcodeIndex].customCode = b"TTQ_FULLY_CONNECTED"
 
         with self.assertRaisesRegex(ValueError, r"'in_features' is missing"):
-            reference.validate(self._mutate("TTQ_CONV_2D", fn))
+            interpreter.validate(self._mutate("TTQ_CONV_2D", fn))
 
         def unknown(m, sg, op):
             m.operatorCodes[op.opcodeIndex].customCode = b"TTQ_CONV_3D"
 
         with self.assertRaisesRegex(ValueError, r"TTQ_CONV_3D\): unknown ternary op"):
-            reference.validate(self._mutate("TTQ_CONV_2D", unknown))
+            interpreter.validate(self._mutate("TTQ_CONV_2D", unknown))
 
     def testRejectsGarbageOptions(self):
         def fn(m, sg, op):
             op.customOptions = np.frombuffer(b"\x01\x02\x03\x04", np.uint8)
 
         with self.assertRaisesRegex(ValueError, "not a valid FlexBuffer map"):
-            reference.validate(self._mutate("TTQ_CONV_2D", fn))
+            interpreter.validate(self._mutate("TTQ_CONV_2D", fn))
 
     def testRejectsTruncatedAndMislabelledFiles(self):
         for cut in (4, 100, len(self.packed) // 2, len(self.packed) - 8):
             with self.assertRaises(ValueError, msg=f"cut at {cut}"):
-                reference.run(self.packed[:cut], self.x)
+                interpreter.run(self.packed[:cut], self.x)
         with self.assertRaisesRegex(ValueError, "file identifier is b'XXXX'"):
-            reference.validate(self.packed[:4] + b"XXXX" + self.packed[8:])
+            interpreter.validate(self.packed[:4] + b"XXXX" + self.packed[8:])
         with self.assertRaisesRegex(ValueError, "too short"):
-            reference.validate(b"")
+            interpreter.validate(b"")
 
     def testRandomCorruptionNeverCrashes(self):
         rng = np.random.default_rng(0)
@@ -370,7 +372,7 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
             for i in rng.integers(8, len(data), size=4):
                 data[i] = rng.integers(0, 256)
             try:
-                reference.run(bytes(data), self.x)
+                interpreter.run(bytes(data), self.x)
             except (ValueError, NotImplementedError):
                 pass  # loud and clear is fine; anything else (IndexError, ...) is a bug
 
@@ -379,7 +381,7 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
         model = keras.Model(inp, L.Lambda(tf.sin)(L.Dense(3)(inp)))
         tflite = tf.lite.TFLiteConverter.from_keras_model(model).convert()
         with self.assertRaisesRegex(NotImplementedError, r"operator 1 \(SIN\) is not implemented"):
-            reference.run(tflite, np.zeros((1, 4), np.float32))
+            interpreter.run(tflite, np.zeros((1, 4), np.float32))
 
 
 if __name__ == "__main__":

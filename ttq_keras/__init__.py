@@ -9,13 +9,13 @@
 from ttq_keras._compat import keras, tf  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS)
 from ttq_keras import ops  # noqa: F401
 from ttq_keras.callbacks import TTQCallback
-from ttq_keras.convert import convert
-from ttq_keras.delegate import Interpreter, load_delegate
+from ttq_keras.export import convert
 from ttq_keras.quantize import custom_objects, quantize_layer, quantize_model, quantize_scope
 from ttq_keras.quantize_configs import TTQQuantizeConfig
 from ttq_keras.quantize_registry import TTQQuantizeRegistry
 from ttq_keras.quantize_scheme import TTQQuantizeScheme
 from ttq_keras.quantizers import ScaleFloor, TTQQuantizer
+from ttq_keras.runtime.delegate import Interpreter, load_delegate
 from ttq_keras.summary import LayerStats, summary
 from ttq_keras.ternary_weights import (
     TernaryLayer,

@@ -7,7 +7,7 @@ import numpy as np
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
 
 from ttq_keras._compat import keras
-from ttq_keras.lite.packing import packed_row_bytes
+from ttq_keras.lite.format import packed_row_bytes
 from ttq_keras.lite.sizes import packed_layer_bytes
 from ttq_keras.ternary_weights import _all_layers, is_ttq_wrapper, ternary_layers, wrapped_layer_variables
 

@@ -13,19 +13,11 @@ with zero trits to a multiple of 5 and stored in `ceil(K / 5)` bytes; byte `j` h
 
 import numpy as np
 
-__all__ = ["TRITS_PER_BYTE", "MAX_CODE_BYTE", "packed_row_bytes", "pack_trits", "unpack_codes"]
+from ttq_keras.lite.format import MAX_CODE_BYTE, TRITS_PER_BYTE, packed_row_bytes
 
-TRITS_PER_BYTE = 5
-MAX_CODE_BYTE = 242  # 3**5 - 1
+__all__ = ["pack_trits", "unpack_codes"]
+
 _POWERS = np.array([1, 3, 9, 27, 81], dtype=np.uint16)
-
-
-def packed_row_bytes(k):
-    """Bytes that one row of `k` trits takes: `ceil(k / 5)`."""
-    k = int(k)
-    if k < 1:
-        raise ValueError(f"A row needs at least one trit. Received: k={k}")
-    return -(-k // TRITS_PER_BYTE)
 
 
 def pack_trits(trits):

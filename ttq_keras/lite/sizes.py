@@ -11,8 +11,8 @@ from typing import List
 
 import numpy as np
 
-from ttq_keras.lite import _tflite
-from ttq_keras.lite.packing import packed_row_bytes
+from ttq_keras.lite import flatbuffer_io as fbio
+from ttq_keras.lite.format import packed_row_bytes
 
 __all__ = ["packed_layer_bytes", "OpBytes", "op_byte_sizes", "format_op_byte_sizes"]
 
@@ -44,14 +44,14 @@ def op_byte_sizes(model) -> List[OpBytes]:
     A buffer shared by several operators (constant deduplication) is counted for the first one
     only, so the sum over operators is the model's constant data.
     """
-    model = _tflite.load_model(model)
+    model = fbio.load_model(model)
     sg = model.subgraphs[0]
     seen = set()
     out = []
     for i, op in enumerate(sg.operators or []):
         total = 0
         wshape = []
-        ins = _tflite.ints(op.inputs)
+        ins = fbio.ints(op.inputs)
         for j, t_idx in enumerate(ins):
             if t_idx < 0:
                 continue
@@ -59,13 +59,13 @@ def op_byte_sizes(model) -> List[OpBytes]:
             buf = model.buffers[t.buffer]
             n = 0 if buf.data is None else int(np.asarray(buf.data).size)
             if n and j == 1:
-                wshape = _tflite.ints(t.shape)
+                wshape = fbio.ints(t.shape)
             if n and t.buffer not in seen:
                 seen.add(t.buffer)
                 total += n
-        outs = _tflite.ints(op.outputs)
-        name = _tflite.tensor_name(sg.tensors[outs[0]]) if outs else ""
-        out.append(OpBytes(i, _tflite.op_name(model, op), name, total, wshape))
+        outs = fbio.ints(op.outputs)
+        name = fbio.tensor_name(sg.tensors[outs[0]]) if outs else ""
+        out.append(OpBytes(i, fbio.op_name(model, op), name, total, wshape))
     return out
 
 

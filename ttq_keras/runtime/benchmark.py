@@ -1,15 +1,16 @@
-"""Times a .tflite model with the TTQ delegate: `python -m ttq_keras.benchmark MODEL.tflite`.
+"""Times a .tflite model with the TTQ delegate, and the project's one timing loop.
 
-    python -m ttq_keras.benchmark model_packed.tflite [--num_threads N] [--mode exact|fast]
-        [--runs N] [--warmup N] [--baseline]
+    python -m ttq_keras.runtime.benchmark model_packed.tflite [--num_threads N]
+        [--mode exact|fast] [--runs N] [--warmup N] [--baseline]
 
-Runs the model through `ttq_keras.delegate.Interpreter` (the packed TTQ ops on the delegate,
+Runs the model through `ttq_keras.Interpreter` (the packed TTQ ops on the delegate,
 the other ops on the runtime's default kernels) on a fixed random input, batch as in the file,
 and prints the median latency (plus min and mean) of `--runs` invocations after `--warmup`
 untimed ones. `--baseline` also times the same file on the stock interpreter without the TTQ
 delegate (only possible for files without TTQ ops, e.g. the portable float/int8 export).
 
-The function `benchmark(model, ...)` returns the numbers as a dict.
+The function `benchmark(model, ...)` returns the numbers as a dict; `time_invocations` is the
+timing loop that it, benchmarks/ and the examples' reports share.
 """
 
 import argparse
@@ -19,12 +20,17 @@ import time
 
 import numpy as np
 
-__all__ = ["benchmark", "main"]
+from ttq_keras.runtime.delegate import MODES, Interpreter
+
+__all__ = ["benchmark", "time_invocations", "set_random_inputs", "main"]
 
 
-def _random_inputs(interpreter, seed=0):
+def set_random_inputs(interpreter, seed=0):
+    """Sets every input of an allocated interpreter to fixed random data (batch as in the file).
+
+    Float inputs get N(0, 1) samples; integer inputs uniform values in the int8 range.
+    """
     rng = np.random.default_rng(seed)
-    feeds = []
     for d in interpreter.get_input_details():
         shape = [int(s) if s > 0 else 1 for s in d["shape"]]
         dtype = np.dtype(d["dtype"])
@@ -33,28 +39,35 @@ def _random_inputs(interpreter, seed=0):
         else:
             info = np.iinfo(dtype)
             x = rng.integers(max(info.min, -128), min(info.max, 127) + 1, shape).astype(dtype)
-        feeds.append((d["index"], x))
-    return feeds
+        interpreter.set_tensor(d["index"], x)
+
+
+def time_invocations(interpreter, runs=100, warmup=10):
+    """Times `interpreter.invoke()` on the inputs already set; the one timing loop of the project.
+
+    Returns:
+      {"median_ms", "min_ms", "mean_ms", "runs"} over `runs` invocations after `warmup`
+      untimed ones.
+    """
+    for _ in range(warmup):
+        interpreter.invoke()
+    times_ms = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times_ms.append((time.perf_counter() - start) * 1e3)
+    return {
+        "median_ms": statistics.median(times_ms),
+        "min_ms": min(times_ms),
+        "mean_ms": statistics.fmean(times_ms),
+        "runs": runs,
+    }
 
 
 def _time(interpreter, runs, warmup):
     interpreter.allocate_tensors()
-    for index, x in _random_inputs(interpreter):
-        interpreter.set_tensor(index, x)
-    for _ in range(warmup):
-        interpreter.invoke()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - t0)
-    ms = [t * 1e3 for t in times]
-    return {
-        "median_ms": statistics.median(ms),
-        "min_ms": min(ms),
-        "mean_ms": statistics.fmean(ms),
-        "runs": runs,
-    }
+    set_random_inputs(interpreter)
+    return time_invocations(interpreter, runs, warmup)
 
 
 def benchmark(model, *, num_threads=1, mode="exact", runs=100, warmup=10, baseline=False):
@@ -68,21 +81,25 @@ def benchmark(model, *, num_threads=1, mode="exact", runs=100, warmup=10, baseli
       ValueError: bad arguments, or the model is not a valid packed file.
       FileNotFoundError: the model file or the delegate library is missing.
     """
-    from ttq_keras.delegate import MODES, Interpreter
-
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
-    for name, value, low in (("runs", runs, 1), ("warmup", warmup, 0),
-                             ("num_threads", num_threads, 1)):
+    limits = (("runs", runs, 1), ("warmup", warmup, 0), ("num_threads", num_threads, 1))
+    for name, value, low in limits:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")
-    kwargs = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {
-        "model_path": str(model)}
+    if isinstance(model, (bytes, bytearray)):
+        kwargs = {"model_content": bytes(model)}
+    else:
+        kwargs = {"model_path": str(model)}
     interpreter = Interpreter(num_threads=num_threads, mode=mode, **kwargs)
     result = _time(interpreter, runs, warmup)
     ops = interpreter.delegated_ops()
-    result.update(num_threads=num_threads, mode=mode, delegated_ops=len(ops),
-                  kernels=sorted({op.kernel for op in ops}))
+    result.update(
+        num_threads=num_threads,
+        mode=mode,
+        delegated_ops=len(ops),
+        kernels=sorted({op.kernel for op in ops}),
+    )
     if baseline:
         try:
             from ai_edge_litert.interpreter import Interpreter as Stock
@@ -90,33 +107,45 @@ def benchmark(model, *, num_threads=1, mode="exact", runs=100, warmup=10, baseli
             from ttq_keras._compat import tf
 
             Stock = tf.lite.Interpreter
-        result["baseline_median_ms"] = _time(Stock(num_threads=num_threads, **kwargs), runs,
-                                             warmup)["median_ms"]
+        stock = Stock(num_threads=num_threads, **kwargs)
+        result["baseline_median_ms"] = _time(stock, runs, warmup)["median_ms"]
     return result
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        prog="python -m ttq_keras.benchmark",
-        description="Median latency of a .tflite model run with the TTQ delegate.")
+        prog="python -m ttq_keras.runtime.benchmark",
+        description="Median latency of a .tflite model run with the TTQ delegate.",
+    )
     ap.add_argument("model", help="path of a .tflite file (packed ternary, docs/format.md)")
     ap.add_argument("--num_threads", type=int, default=1)
     ap.add_argument("--mode", choices=("exact", "fast"), default="exact")
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--baseline", action="store_true",
-                    help="also time the file on the stock interpreter (files without TTQ ops)")
+    ap.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also time the file on the stock interpreter (files without TTQ ops)",
+    )
     args = ap.parse_args(argv)
     try:
-        r = benchmark(args.model, num_threads=args.num_threads, mode=args.mode, runs=args.runs,
-                      warmup=args.warmup, baseline=args.baseline)
+        r = benchmark(
+            args.model,
+            num_threads=args.num_threads,
+            mode=args.mode,
+            runs=args.runs,
+            warmup=args.warmup,
+            baseline=args.baseline,
+        )
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.model}: median {r['median_ms']:.3f} ms (min {r['min_ms']:.3f}, mean "
-          f"{r['mean_ms']:.3f}) over {r['runs']} runs; mode={r['mode']} "
-          f"num_threads={r['num_threads']}; {r['delegated_ops']} ops on the TTQ delegate "
-          f"({', '.join(r['kernels']) or 'none'})")
+    print(
+        f"{args.model}: median {r['median_ms']:.3f} ms (min {r['min_ms']:.3f}, mean "
+        f"{r['mean_ms']:.3f}) over {r['runs']} runs; mode={r['mode']} "
+        f"num_threads={r['num_threads']}; {r['delegated_ops']} ops on the TTQ delegate "
+        f"({', '.join(r['kernels']) or 'none'})"
+    )
     if "baseline_median_ms" in r:
         print(f"stock interpreter: median {r['baseline_median_ms']:.3f} ms")
     return 0

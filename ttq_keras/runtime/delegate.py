@@ -26,12 +26,13 @@ import dataclasses
 import os
 from typing import List, Optional
 
+from ttq_keras.lite.format import TTQ_OPS
+
 __all__ = ["load_delegate", "Interpreter", "DelegatedOp", "library_path", "MODES"]
 
 MODES = ("exact", "fast")
 LIBRARY_NAME = "libttq_delegate.so"
 ENV_VAR = "TTQ_DELEGATE_LIB"
-TTQ_OP_NAMES = ("TTQ_CONV_2D", "TTQ_DEPTHWISE_CONV_2D", "TTQ_FULLY_CONNECTED")
 _RUNTIMES = ("auto", "litert", "tensorflow")
 
 
@@ -64,7 +65,8 @@ def library_path() -> str:
                 f"{LIBRARY_NAME} or unset it to use the one installed by `make delegate`."
             )
         return env
-    packaged = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", LIBRARY_NAME)
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # ttq_keras/
+    packaged = os.path.join(package_dir, "lib", LIBRARY_NAME)
     if os.path.isfile(packaged):
         return packaged
     raise FileNotFoundError(
@@ -199,8 +201,12 @@ class Interpreter:
         what = model_path if model_path is not None else "model_content"
         extra = {}
         if not default_delegates:
-            resolver_types = getattr(module, "OpResolverType", None) or module.experimental.OpResolverType
-            extra["experimental_op_resolver_type"] = resolver_types.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            resolver_types = getattr(module, "OpResolverType", None)
+            if resolver_types is None:  # tf.lite keeps it under experimental
+                resolver_types = module.experimental.OpResolverType
+            extra["experimental_op_resolver_type"] = (
+                resolver_types.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            )
         try:
             self._interpreter = module.Interpreter(
                 model_path=model_path,
@@ -267,7 +273,7 @@ class Interpreter:
         return [
             d["index"]
             for d in self._interpreter._get_ops_details()  # noqa: SLF001
-            if d["op_name"] in TTQ_OP_NAMES
+            if d["op_name"] in TTQ_OPS
         ]
 
     def __repr__(self):
