@@ -9,7 +9,6 @@
 from ttq_keras._compat import keras, tf  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS)
 from ttq_keras import ops  # noqa: F401
 from ttq_keras.callbacks import TTQCallback
-from ttq_keras.export import convert
 from ttq_keras.quantize import custom_objects, quantize_layer, quantize_model, quantize_scope
 from ttq_keras.quantize_configs import TTQQuantizeConfig
 from ttq_keras.quantize_registry import TTQQuantizeRegistry
@@ -23,6 +22,23 @@ from ttq_keras.ternary_weights import (
     ternary_layers,
     to_float_model,
 )
+
+
+def __getattr__(name):
+    # `convert` is imported on first use, so that `python -m ttq_keras.export` and
+    # `python -m ttq_keras.lite.interpreter` do not find their module already imported by the
+    # package (runpy warns about that), and `import ttq_keras` stays light.
+    if name == "convert":
+        from ttq_keras.export import convert
+
+        globals()["convert"] = convert
+        return convert
+    raise AttributeError(f"module 'ttq_keras' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"convert"})
+
 
 try:
     from importlib.metadata import PackageNotFoundError, version
