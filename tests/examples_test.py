@@ -1,9 +1,11 @@
 """Smoke tests of the examples: a few steps on tiny data, then the report files are checked.
 
-Each example runs in-process through its `run_main(argv)`:
+Each example runs in-process through its `main` with its flags set by `flagsaver.as_parsed`
+(as if given on the command line):
 - examples.cifar_resnet on a small slice of Fashion-MNIST (the offline IDX path; tiny generated
   IDX files when the real ones are not installed), then again in the same output_dir to check
-  that finished phases are resumed instead of retrained;
+  that finished phases are resumed instead of retrained, and again with a broken
+  `ttq_keras.convert` / a missing delegate library, which must fail the run;
 - examples.cifar_resnet on CIFAR-10 through tfds.testing.mock_data (the TFDS path), under
   --strategy mirrored;
 - examples.imagenet_alexnet --synthetic at 64x64 with 1/8 of the channels, and through
@@ -15,32 +17,48 @@ import json
 import os
 import struct
 import sys
+import tempfile
+from unittest import mock
 
 import numpy as np
+from absl import flags
+from absl.testing import flagsaver
+
+import ttq_keras
+from ttq_keras import tf
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:  # `examples` is not an installed package
     sys.path.insert(0, _REPO)
 
+from examples import cifar_resnet, imagenet_alexnet  # noqa: E402
 from examples.common import data as data_lib  # noqa: E402
-from examples.common.compat import tf  # noqa: E402
 
+FLAGS = flags.FLAGS
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Tiny budgets: a couple of steps per phase; .tflite runs on a handful of images.
-FAST = [
-    "--batch_size",
-    "32",
-    "--float_epochs",
-    "1",
-    "--ttq_epochs",
-    "1",
-    "--verbose",
-    "0",
-    "--tflite_eval_examples",
-    "16",
-    "--latency_runs",
-    "3",
-]
+FAST = dict(
+    batch_size="32",
+    float_epochs="1",
+    ttq_epochs="1",
+    verbose="0",
+    tflite_eval_examples="16",
+    latency_runs="3",
+)
+
+
+def setUpModule():
+    if not FLAGS.is_parsed():  # pytest does not parse absl flags; every flag keeps its default
+        FLAGS.mark_as_parsed()
+
+
+def run_example(example, **flag_values):
+    """`python -m examples.<example> --name=value ...` in-process; returns its results.json."""
+    with flagsaver.as_parsed(**flag_values):
+        example.main([example.MODULE])
+        output_dir = FLAGS.output_dir
+    with open(os.path.join(output_dir, "results.json")) as f:
+        return json.load(f)
 
 
 def _write_idx(path, array):
@@ -67,24 +85,24 @@ def _fake_fashion_mnist(directory, n_train=128, n_test=64):
 
 class IdxReaderTest(tf.test.TestCase):
 
-    def test_round_trip(self):
+    def testRoundTrip(self):
         path = os.path.join(self.get_temp_dir(), "x-idx3-ubyte.gz")
         array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
         _write_idx(path, array)
         np.testing.assert_array_equal(data_lib.read_idx(path), array)
 
-    def test_truncated_file_raises(self):
+    def testTruncatedFileRaises(self):
         path = os.path.join(self.get_temp_dir(), "bad-idx1-ubyte")
         with open(path, "wb") as f:
             f.write(bytes([0, 0, 0x08, 1]) + struct.pack(">I", 10) + b"\x00" * 3)
         with self.assertRaisesRegex(ValueError, "header says shape"):
             data_lib.read_idx(path)
 
-    def test_missing_directory_names_the_fix(self):
+    def testMissingDirectoryNamesTheFix(self):
         with self.assertRaisesRegex(FileNotFoundError, "fashion_mnist_dir"):
             data_lib.load_fashion_mnist(os.path.join(self.get_temp_dir(), "nowhere"))
 
-    def test_real_fashion_mnist_if_installed(self):
+    def testRealFashionMnistIfInstalled(self):
         if not os.path.exists(
             os.path.join(data_lib.DEFAULT_FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz")
         ):
@@ -96,83 +114,102 @@ class IdxReaderTest(tf.test.TestCase):
         self.assertEqual(np.bincount(images.y_test).tolist(), [1000] * 10)
 
 
-class ExamplesSmokeTest(tf.test.TestCase):
+class RecipeDefaultsTest(tf.test.TestCase):
 
-    def _check_report(self, output_dir, results):
-        for name in ("report.md", "results.json"):
-            self.assertGreater(os.path.getsize(os.path.join(output_dir, name)), 0, name)
-        with open(os.path.join(output_dir, "results.json")) as f:
-            saved = json.load(f)
-        self.assertAllClose(saved["ttq"]["test_accuracy"], results["ttq"]["test_accuracy"])
-        for phase in ("float", "ttq"):
-            acc = saved[phase].get("test_accuracy")
-            if acc is not None:
-                self.assertBetween(acc, 0.0, 1.0)
-        layers = saved["ttq"]["layers"]
-        self.assertNotEmpty(layers)
-        for layer in layers:
-            self.assertBetween(layer["sparsity"], 0.0, 1.0)
-            self.assertAllClose(layer["sparsity"] + layer["positive"] + layer["negative"], 1.0)
-            self.assertTrue(np.isfinite(layer["wp"]) and np.isfinite(layer["wn"]), layer)
-        tflite = saved.get("tflite", {})
-        for flavour in ("float", "int8", "packed") if tflite else ():
-            if flavour == "packed" and "packed" not in tflite:
-                continue  # ttq_keras.convert not available: the report says so in its notes
-            self.assertIn(flavour, tflite)
-            self.assertGreater(tflite[flavour]["bytes"], 0)
-            self.assertTrue(os.path.exists(os.path.join(output_dir, tflite[flavour]["path"])))
-            if "accuracy" in tflite[flavour]:
-                self.assertBetween(tflite[flavour]["accuracy"], 0.0, 1.0)
-                self.assertGreater(tflite[flavour]["latency_ms"], 0.0)
-        if tflite:
-            # The float .tflite holds the same ternary network: same predictions as Keras.
-            self.assertAllClose(
-                tflite["float"]["accuracy"],
-                tflite["keras"]["accuracy"],
-                atol=1.5 / tflite["keras"]["eval_examples"],
-            )
-        if "float" in tflite and "int8" in tflite:
-            self.assertLess(tflite["int8"]["bytes"], tflite["float"]["bytes"])
-        if "packed" in tflite and "int8" in tflite:
-            self.assertLess(tflite["packed"]["bytes"], tflite["int8"]["bytes"])
-        for png in ("curves.png", "weight_histograms.png", "sparsity.png"):
-            path = os.path.join(output_dir, png)
-            self.assertTrue(os.path.exists(path), png)
-            with open(path, "rb") as f:
-                head = f.read(8)
-            self.assertEqual(head, PNG_MAGIC, png)
-            self.assertGreater(os.path.getsize(path), 1000, png)
-        with open(os.path.join(output_dir, "report.md")) as f:
-            text = f.read()
-        self.assertIn("| test accuracy (Keras) |", text)
-        self.assertIn("![Training curves](curves.png)", text)
+    def testDemoDefaultsGiveWayToCommandLineFlags(self):
+        with flagsaver.as_parsed(demo="true", train_examples="500"):
+            cifar_resnet.set_recipe_defaults()
+            self.assertEqual(FLAGS.dataset, "fashion_mnist")  # --demo
+            self.assertEqual(FLAGS.float_epochs, 3)  # --demo over the paper's 160
+            self.assertEqual(FLAGS.lr, 0.1)  # the paper recipe
+            self.assertEqual(FLAGS.train_examples, 500)  # the command line wins
+            self.assertEqual(FLAGS.output_dir, "output_demo")
+            command = cifar_resnet.common_flags.command_line(cifar_resnet.MODULE, cifar_resnet)
+        self.assertEqual(command, "python -m examples.cifar_resnet --demo --train_examples=500")
+        self.assertIsNone(FLAGS.lr)  # flagsaver restored the shared flags
 
-    def test_cifar_resnet_fashion_mnist_offline_and_resume(self):
-        from examples import cifar_resnet
+    def testEachExampleHasItsOwnRecipe(self):
+        with flagsaver.flagsaver():
+            imagenet_alexnet.set_recipe_defaults()
+            self.assertEqual((FLAGS.lr, FLAGS.float_epochs), (1e-4, 0))
+        with flagsaver.flagsaver():
+            cifar_resnet.set_recipe_defaults()
+            self.assertEqual((FLAGS.lr, FLAGS.float_epochs), (0.1, 160))
+            self.assertEqual(FLAGS.output_dir, "output/cifar10_resnet20")
 
+
+def check_report(test, output_dir, results, tflite=True):
+    """The files and numbers every run must produce (`tflite`: the three .tflite entries too)."""
+    for name in ("report.md", "results.json"):
+        test.assertGreater(os.path.getsize(os.path.join(output_dir, name)), 0, name)
+    for phase in ("float", "ttq"):
+        acc = results[phase].get("test_accuracy")
+        if acc is not None:
+            test.assertBetween(acc, 0.0, 1.0)
+    test.assertBetween(results["ttq"]["test_accuracy"], 0.0, 1.0)
+    layers = results["ttq"]["layers"]
+    test.assertNotEmpty(layers)
+    for layer in layers:
+        test.assertBetween(layer["sparsity"], 0.0, 1.0)
+        test.assertAllClose(layer["sparsity"] + layer["positive"] + layer["negative"], 1.0)
+        test.assertTrue(np.isfinite(layer["wp"]) and np.isfinite(layer["wn"]), layer)
+    if tflite:
+        entries = results["tflite"]
+        keras_accuracy = entries["keras"]["accuracy"]
+        one_image = 1.5 / entries["keras"]["eval_examples"]
+        for flavour in ("float", "int8", "packed"):
+            entry = entries[flavour]
+            test.assertGreater(entry["bytes"], 0)
+            test.assertTrue(os.path.exists(os.path.join(output_dir, entry["path"])))
+            test.assertBetween(entry["accuracy"], 0.0, 1.0)
+            test.assertGreater(entry["latency_ms"], 0.0)
+        # The float file and the packed file (delegate, exact mode) hold the same ternary
+        # network as the Keras model: the same predictions, up to a near-tie.
+        test.assertAllClose(entries["float"]["accuracy"], keras_accuracy, atol=one_image)
+        test.assertAllClose(entries["packed"]["accuracy"], keras_accuracy, atol=one_image)
+        test.assertLess(entries["int8"]["bytes"], entries["float"]["bytes"])
+        test.assertLess(entries["packed"]["bytes"], entries["int8"]["bytes"])
+    else:
+        test.assertNotIn("tflite", results)
+    for png in ("curves.png", "weight_histograms.png", "sparsity.png"):
+        path = os.path.join(output_dir, png)
+        test.assertTrue(os.path.exists(path), png)
+        with open(path, "rb") as f:
+            head = f.read(8)
+        test.assertEqual(head, PNG_MAGIC, png)
+        test.assertGreater(os.path.getsize(path), 1000, png)
+    with open(os.path.join(output_dir, "report.md")) as f:
+        text = f.read()
+    test.assertIn("| test accuracy (Keras) |", text)
+    test.assertIn("![Training curves](curves.png)", text)
+
+
+class CifarResnetFashionMnistTest(tf.test.TestCase):
+    """One trained run in a shared output_dir; the other tests rerun the command on it."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.root = tempfile.mkdtemp(prefix="examples_test_")
         fm_dir = data_lib.DEFAULT_FASHION_MNIST_DIR
         if not os.path.exists(os.path.join(fm_dir, "t10k-labels-idx1-ubyte.gz")):
-            fm_dir = os.path.join(self.get_temp_dir(), "fm")
-            os.makedirs(fm_dir)
+            fm_dir = os.path.join(cls.root, "fm")
+            os.makedirs(fm_dir, exist_ok=True)
             _fake_fashion_mnist(fm_dir)
-        out = os.path.join(self.get_temp_dir(), "fm_run")
-        argv = [
-            "cifar_resnet",
-            "--dataset",
-            "fashion_mnist",
-            "--fashion_mnist_dir",
-            fm_dir,
-            "--depth",
-            "8",
-            "--train_examples",
-            "96",
-            "--test_examples",
-            "64",
-            "--output_dir",
-            out,
-        ] + FAST
-        results = cifar_resnet.run_main(argv)
-        self._check_report(out, results)
+        cls.flags = dict(
+            dataset="fashion_mnist",
+            fashion_mnist_dir=fm_dir,
+            depth="8",
+            train_examples="96",
+            test_examples="64",
+            output_dir=os.path.join(cls.root, "fm_run"),
+            **FAST,
+        )
+        cls.results = run_example(cifar_resnet, **cls.flags)
+
+    def testReport(self):
+        results = self.results
+        check_report(self, self.flags["output_dir"], results)
         self.assertEqual(results["model"]["name"], "resnet8")
         self.assertEqual(results["float"]["train_examples"], 96)
         self.assertIn("train_seconds", results["ttq"])
@@ -181,66 +218,67 @@ class ExamplesSmokeTest(tf.test.TestCase):
         self.assertLen(results["ttq"]["layers"], 6)
         self.assertLen(results["history"]["float"]["loss"], 1)
         self.assertLen(results["history"]["ttq"]["loss"], 1)
+        # The command that reproduces the run: the example and the flags that were passed.
+        self.assertStartsWith(results["command"], "python -m examples.cifar_resnet --depth=8 ")
+        self.assertIn(" --dataset=fashion_mnist ", results["command"])
+        self.assertNotIn("--lr", results["command"])  # a recipe default, not passed
 
-        # Same command again: both phases are found finished and are not retrained.
-        again = cifar_resnet.run_main(argv + ["--notflite"])
+    def testRerunResumesInsteadOfRetraining(self):
+        again = run_example(cifar_resnet, tflite="false", **self.flags)
         self.assertNotIn("train_seconds", again["float"])
         self.assertNotIn("train_seconds", again["ttq"])
-        self.assertAllClose(again["ttq"]["test_accuracy"], results["ttq"]["test_accuracy"])
-        self.assertAllClose(again["float"]["test_accuracy"], results["float"]["test_accuracy"])
+        self.assertAllClose(again["ttq"]["test_accuracy"], self.results["ttq"]["test_accuracy"])
+        self.assertAllClose(again["float"]["test_accuracy"], self.results["float"]["test_accuracy"])
 
-    def test_cifar_resnet_tfds_mock_data(self):
+    def testBrokenConvertFailsTheRun(self):
+        # The check that the smoke test can fail: the export path does not turn errors into notes.
+        broken = mock.patch.object(ttq_keras, "convert", side_effect=RuntimeError("convert broke"))
+        with broken, self.assertRaisesRegex(RuntimeError, "convert broke") as caught:
+            run_example(cifar_resnet, **self.flags)
+        self.assertIn("the same command again skips training", " ".join(caught.exception.__notes__))
+
+    def testMissingDelegateFailsTheRun(self):
+        missing = os.path.join(self.get_temp_dir(), "no", "libttq_delegate.so")
+        with mock.patch.dict(os.environ, {"TTQ_DELEGATE_LIB": missing}):
+            with self.assertRaisesRegex(FileNotFoundError, "libttq_delegate.so"):
+                run_example(cifar_resnet, **self.flags)
+
+
+class ExamplesSmokeTest(tf.test.TestCase):
+
+    def testCifarResnetTfdsMockData(self):
         import tensorflow_datasets as tfds
-
-        from examples import cifar_resnet
 
         out = os.path.join(self.get_temp_dir(), "cifar_run")
         with tfds.testing.mock_data(num_examples=64):
-            results = cifar_resnet.run_main(
-                [
-                    "cifar_resnet",
-                    "--dataset",
-                    "cifar10",
-                    "--depth",
-                    "8",
-                    "--output_dir",
-                    out,
-                    "--data_dir",
-                    os.path.join(self.get_temp_dir(), "tfds"),
-                    "--notflite",
-                    "--noeval_before_finetune",
-                    "--strategy",
-                    "mirrored",
-                ]
-                + FAST
+            results = run_example(
+                cifar_resnet,
+                dataset="cifar10",
+                depth="8",
+                output_dir=out,
+                data_dir=os.path.join(self.get_temp_dir(), "tfds"),
+                tflite="false",
+                eval_before_finetune="false",
+                strategy="mirrored",
+                **FAST,
             )
-        self._check_report(out, results)
+        check_report(self, out, results, tflite=False)
         self.assertEqual(results["float"]["train_examples"], 64)
 
-    def test_imagenet_alexnet_synthetic(self):
-        from examples import imagenet_alexnet
-
+    def testImagenetAlexnetSynthetic(self):
         out = os.path.join(self.get_temp_dir(), "alexnet_run")
-        results = imagenet_alexnet.run_main(
-            [
-                "imagenet_alexnet",
-                "--synthetic",
-                "--image_size",
-                "64",
-                "--width_mult",
-                "0.125",
-                "--num_classes",
-                "10",
-                "--train_examples",
-                "64",
-                "--test_examples",
-                "32",
-                "--output_dir",
-                out,
-            ]
-            + FAST
+        results = run_example(
+            imagenet_alexnet,
+            synthetic="true",
+            image_size="64",
+            width_mult="0.125",
+            num_classes="10",
+            train_examples="64",
+            test_examples="32",
+            output_dir=out,
+            **FAST,
         )
-        self._check_report(out, results)
+        check_report(self, out, results)
         names = [layer["name"] for layer in results["ttq"]["layers"]]
         # conv0 and fct stay float; the grouped convs are split into two Conv2D each.
         self.assertNotIn("conv0", names)
@@ -249,38 +287,25 @@ class ExamplesSmokeTest(tf.test.TestCase):
         self.assertIn("conv1_g0", names)
         self.assertIn("conv1_g1", names)
 
-    def test_imagenet_alexnet_tfds_mock_data(self):
+    def testImagenetAlexnetTfdsMockData(self):
         import tensorflow_datasets as tfds
-
-        from examples import imagenet_alexnet
 
         out = os.path.join(self.get_temp_dir(), "alexnet_tfds_run")
         with tfds.testing.mock_data(num_examples=40):
-            results = imagenet_alexnet.run_main(
-                [
-                    "imagenet_alexnet",
-                    "--image_size",
-                    "64",
-                    "--width_mult",
-                    "0.125",
-                    "--batch_size",
-                    "16",
-                    "--train_examples",
-                    "32",
-                    "--test_examples",
-                    "16",
-                    "--ttq_epochs",
-                    "1",
-                    "--output_dir",
-                    out,
-                    "--notflite",
-                    "--verbose",
-                    "0",
-                    "--data_dir",
-                    os.path.join(self.get_temp_dir(), "tfds"),
-                ]
+            results = run_example(
+                imagenet_alexnet,
+                image_size="64",
+                width_mult="0.125",
+                batch_size="16",
+                train_examples="32",
+                test_examples="16",
+                ttq_epochs="1",
+                output_dir=out,
+                tflite="false",
+                verbose="0",
+                data_dir=os.path.join(self.get_temp_dir(), "tfds"),
             )
-        self._check_report(out, results)
+        check_report(self, out, results, tflite=False)
         self.assertEqual(results["ttq"]["train_examples"], 32)
         self.assertNotIn("test_accuracy", results["float"])  # no float baseline by default
 

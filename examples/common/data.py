@@ -15,13 +15,14 @@ AlexNet augmentation of the official code is in `imagenet_train_preprocess`.
 """
 
 import dataclasses
+import functools
 import gzip
 import os
 import struct
 
 import numpy as np
 
-from examples.common.compat import tf
+from ttq_keras import tf
 
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -43,12 +44,10 @@ class ImageData:
     def input_shape(self):
         return tuple(self.x_train.shape[1:])
 
-    @property
+    @functools.cached_property
     def mean_image(self):
         """Per-pixel mean of the training images, float32 of shape input_shape."""
-        if not hasattr(self, "_mean"):
-            self._mean = self.x_train.astype(np.float64).mean(axis=0).astype(np.float32)
-        return self._mean
+        return self.x_train.astype(np.float64).mean(axis=0).astype(np.float32)
 
     def subset(self, train_examples=None, test_examples=None, seed=0):
         """Returns a copy limited to the first examples of a fixed random permutation."""

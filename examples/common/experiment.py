@@ -9,14 +9,15 @@
 
 import dataclasses
 import os
-import shlex
 import time
 from typing import Callable, Optional
 
 import numpy as np
 
-from examples.common import report, training
-from examples.common.compat import keras, tf, ttq_keras
+import ttq_keras
+from examples.common import data as data_lib
+from examples.common import progress, report, training
+from ttq_keras import keras, tf
 
 
 @dataclasses.dataclass
@@ -30,6 +31,32 @@ class Data:
     eval_images: np.ndarray  # normalized float32 test images for the .tflite runs
     eval_labels: np.ndarray
     representative_images: np.ndarray  # for int8 calibration
+
+    @classmethod
+    def from_images(cls, images, cfg, pad=4, eval_batch_size=None, representative_examples=128):
+        """The pipelines of an in-memory `data.ImageData` under the run's flags.
+
+        `pad` is the random-crop padding in pixels; the int8 calibration images are a fixed
+        random sample of the training set.
+        """
+        batch_size = cfg["batch_size"]
+        if len(images.x_train) < batch_size:
+            raise ValueError(
+                f"--train_examples ({len(images.x_train)}) must be at least "
+                f"--batch_size ({batch_size})."
+            )
+        n_eval = cfg["tflite_eval_examples"] or len(images.x_test)
+        rng = np.random.RandomState(cfg["seed"])
+        representative = rng.permutation(len(images.x_train))[:representative_examples]
+        return cls(
+            train=data_lib.train_dataset(images, batch_size, pad=pad, seed=cfg["seed"]),
+            test=data_lib.eval_dataset(images, eval_batch_size or batch_size),
+            train_examples=len(images.x_train),
+            steps_per_epoch=len(images.x_train) // batch_size,
+            eval_images=images.normalize(images.x_test[:n_eval]),
+            eval_labels=images.y_test[:n_eval],
+            representative_images=images.normalize(images.x_train[representative]),
+        )
 
 
 @dataclasses.dataclass
@@ -45,6 +72,20 @@ class Recipe:
     weight_decay_include: Optional[Callable[[str], bool]] = None  # by original layer name
     ttq_from_float: bool = True  # CIFAR fine-tunes the float model; AlexNet starts from scratch
 
+    @classmethod
+    def from_flags(cls, cfg, optimizer, weight_decay_include=None, ttq_from_float=True):
+        """The recipe of the flags --lr, --ttq_lr (default --lr), --lr_boundaries, ..."""
+        return cls(
+            optimizer=optimizer,
+            float_lr=cfg["lr"],
+            ttq_lr=cfg["ttq_lr"] if cfg["ttq_lr"] is not None else cfg["lr"],
+            lr_boundaries=tuple(float(b) for b in cfg["lr_boundaries"]),
+            lr_factors=tuple(float(f) for f in cfg["lr_factors"]),
+            weight_decay=cfg["weight_decay"],
+            weight_decay_include=weight_decay_include,
+            ttq_from_float=ttq_from_float,
+        )
+
     def make_optimizer(self, lr, total_steps):
         schedule = training.piecewise_schedule(lr, total_steps, self.lr_boundaries, self.lr_factors)
         if self.optimizer == "sgd":
@@ -59,6 +100,34 @@ def _evaluate(model, test_ds):
     return float(loss), float(acc)
 
 
+def _train_phase(model, phase, data, epochs, cfg, results, chief, extra_callbacks=()):
+    """Trains one phase (or loads it when this output_dir already finished it)."""
+    output_dir = cfg["output_dir"]
+    if epochs <= 0:
+        return
+    if training.saved_weights_exist(output_dir, phase) and not cfg["retrain"]:
+        with progress.stage(f"Loading the finished {phase} phase from {output_dir}"):
+            training.load_phase_weights(model, output_dir, phase)
+        return
+    if cfg["retrain"]:
+        training.reset_phase(output_dir, phase)
+    title = f"{phase} training: {epochs} epochs x {data.steps_per_epoch} steps"
+    with progress.stage(title, own_lines=True):
+        results[phase]["train_seconds"] = training.run_phase(
+            model,
+            phase,
+            data.train,
+            data.test,
+            epochs,
+            output_dir,
+            cfg["verbose"],
+            cfg["validation_freq"],
+            extra_callbacks=extra_callbacks,
+        )
+    if chief:
+        training.save_phase_weights(model, output_dir, phase)
+
+
 def run(*, title, build_model, data, recipe, cfg, command, notes=None):
     """Runs one experiment and writes its report. Returns the results dict.
 
@@ -70,14 +139,17 @@ def run(*, title, build_model, data, recipe, cfg, command, notes=None):
       cfg: dict of flag values (see examples/common/flags.py).
       command: the command line, for the report.
       notes: list of strings added to the report.
+
+    Raises:
+      Whatever the export or the .tflite runs raise (a broken `ttq_keras.convert` or delegate
+      fails the run): the finished phases are saved, so the same command again skips training.
     """
     started = time.time()
     notes = list(notes or [])
-    training.require_core("quantize_model", "ternary_layers", "to_float_model")
     output_dir = cfg["output_dir"]
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(cfg["seed"])
-    strategy = training.get_strategy(cfg["strategy"], cfg.get("tpu"))
+    strategy = training.get_strategy(cfg["strategy"], cfg["tpu"])
     chief = training.is_chief(strategy)
     steps = data.steps_per_epoch
     results = {
@@ -87,7 +159,6 @@ def run(*, title, build_model, data, recipe, cfg, command, notes=None):
         "float": {"train_examples": data.train_examples},
         "ttq": {"train_examples": data.train_examples},
     }
-    verbose = cfg["verbose"]
     histories = {}
 
     # ---------------------------------------------------------------- float phase
@@ -99,49 +170,30 @@ def run(*, title, build_model, data, recipe, cfg, command, notes=None):
         )
         training.add_weight_decay(float_model, recipe.weight_decay, recipe.weight_decay_include)
     results["model"] = {"name": float_model.name, "params": int(float_model.count_params())}
-    float_trained = False
-    if cfg.get("pretrained"):
-        print(f"Loading pretrained float weights from {cfg['pretrained']}")
-        training.load_weights(float_model, cfg["pretrained"])
-        float_epochs, float_trained = 0, True
+    if cfg["pretrained"]:
+        with progress.stage(f"Loading pretrained float weights from {cfg['pretrained']}"):
+            training.load_weights(float_model, cfg["pretrained"])
+        float_epochs = 0
         results["float"]["pretrained"] = cfg["pretrained"]
-    elif float_epochs > 0:
-        if training.saved_weights_exist(output_dir, "float") and not cfg["retrain"]:
-            print("Float phase already finished in this output_dir: loading its weights.")
-            training.load_phase_weights(float_model, output_dir, "float")
-        else:
-            if cfg["retrain"]:
-                training.reset_phase(output_dir, "float")
-            print(f"== Float training: {float_epochs} epochs x {steps} steps")
-            seconds = training.run_phase(
-                float_model,
-                "float",
-                data.train,
-                data.test,
-                float_epochs,
-                output_dir,
-                verbose,
-                cfg["validation_freq"],
-            )
-            results["float"]["train_seconds"] = seconds
-            if chief:
-                training.save_phase_weights(float_model, output_dir, "float")
-        float_trained = True
+    else:
+        _train_phase(float_model, "float", data, float_epochs, cfg, results, chief)
+    float_trained = bool(cfg["pretrained"]) or float_epochs > 0
     results["float"]["epochs"] = float_epochs
     if float_trained:
-        loss, acc = _evaluate(float_model, data.test)
+        with progress.stage("Evaluating the float model"):
+            loss, acc = _evaluate(float_model, data.test)
         results["float"].update(test_loss=loss, test_accuracy=acc)
         print(f"Float test accuracy: {acc:.4f}")
     histories["float"] = training.read_history(output_dir, "float")
 
     # ---------------------------------------------------------------- TTQ phase
     ttq_epochs = cfg["ttq_epochs"]
-    with strategy.scope():
-        start_model = float_model if (recipe.ttq_from_float and float_trained) else build_model()
-        if not (recipe.ttq_from_float and float_trained):
-            notes.append("TTQ trained from scratch (random init), not from the float weights.")
+    from_float = recipe.ttq_from_float and float_trained
+    if not from_float:
+        notes.append("TTQ trained from scratch (random init), not from the float weights.")
+    with strategy.scope(), progress.stage("Ternarizing (ttq_keras.quantize_model)"):
         ttq_model = ttq_keras.quantize_model(
-            start_model,
+            float_model if from_float else build_model(),
             threshold=cfg["threshold"],
             keep_first_and_last_float=cfg["keep_first_and_last_float"],
             per_channel=cfg["per_channel"],
@@ -155,77 +207,68 @@ def run(*, title, build_model, data, recipe, cfg, command, notes=None):
             ttq_model, recipe.weight_decay, recipe.weight_decay_include
         )
     results["ttq"]["weight_decay_variables"] = len(decayed)
-    if cfg["eval_before_finetune"] and recipe.ttq_from_float and float_trained:
-        loss, acc = _evaluate(ttq_model, data.test)
+    if cfg["eval_before_finetune"] and from_float:
+        with progress.stage("Evaluating the ternarized model before TTQ training"):
+            loss, acc = _evaluate(ttq_model, data.test)
         results["ttq"]["test_accuracy_before_training"] = acc
         print(f"Ternarized float model before TTQ training: test accuracy {acc:.4f}")
-    if training.saved_weights_exist(output_dir, "ttq") and not cfg["retrain"]:
-        print("TTQ phase already finished in this output_dir: loading its weights.")
-        training.load_phase_weights(ttq_model, output_dir, "ttq")
-    elif ttq_epochs > 0:
-        if cfg["retrain"]:
-            training.reset_phase(output_dir, "ttq")
-        print(f"== TTQ training: {ttq_epochs} epochs x {steps} steps, t={cfg['threshold']}")
-        seconds = training.run_phase(
-            ttq_model,
-            "ttq",
-            data.train,
-            data.test,
-            ttq_epochs,
-            output_dir,
-            verbose,
-            cfg["validation_freq"],
-            extra_callbacks=training.ttq_callbacks(output_dir),
-        )
-        results["ttq"]["train_seconds"] = seconds
-        if chief:
-            training.save_phase_weights(ttq_model, output_dir, "ttq")
+    _train_phase(
+        ttq_model,
+        "ttq",
+        data,
+        ttq_epochs,
+        cfg,
+        results,
+        chief,
+        extra_callbacks=training.ttq_callbacks(output_dir),
+    )
     results["ttq"]["epochs"] = ttq_epochs
-    loss, acc = _evaluate(ttq_model, data.test)
+    with progress.stage("Evaluating the TTQ model"):
+        loss, acc = _evaluate(ttq_model, data.test)
     results["ttq"].update(test_loss=loss, test_accuracy=acc)
     print(f"TTQ test accuracy: {acc:.4f}")
     histories["ttq"] = training.read_history(output_dir, "ttq")
     results["history"] = histories
 
     # ---------------------------------------------------------------- statistics and export
-    if hasattr(ttq_keras, "summary"):
-        try:
-            ttq_keras.summary(ttq_model)
-        except Exception as e:  # noqa: BLE001
-            notes.append(f"ttq_keras.summary failed: {type(e).__name__}: {e}")
+    ttq_keras.summary(ttq_model)
     stats = report.layer_stats(ttq_model)
     results["ttq"]["layers"] = stats
     results["ttq"]["sparsity"] = report.overall_sparsity(stats)
     if not chief:
         return results
+    report.write_results(output_dir, results)  # the numbers are safe before export and plots
     if cfg["tflite"]:
         start = time.time()
-        n = cfg.get("tflite_eval_examples") or len(data.eval_labels)
-        results["tflite"] = report.export_and_benchmark(
-            ttq_model,
-            output_dir,
-            data.eval_images[:n],
-            data.eval_labels[:n],
-            data.representative_images,
-            num_threads=cfg["num_threads"],
-            latency_runs=cfg["latency_runs"],
-            notes=notes,
-        )
+        n = cfg["tflite_eval_examples"] or len(data.eval_labels)
+        try:
+            results["tflite"] = report.export_and_benchmark(
+                ttq_model,
+                output_dir,
+                data.eval_images[:n],
+                data.eval_labels[:n],
+                data.representative_images,
+                num_threads=cfg["num_threads"],
+                latency_runs=cfg["latency_runs"],
+            )
+        except Exception as e:
+            e.add_note(
+                f"The trained phases are saved in {output_dir}: the same command again skips "
+                "training and retries the export (--notflite skips the .tflite files)."
+            )
+            raise
         results["tflite_seconds"] = time.time() - start
-    report.make_plots(output_dir, ttq_model, stats, histories, cfg["threshold"], notes)
+    with progress.stage("Plotting"):
+        report.make_plots(output_dir, ttq_model, stats, histories)
     results["notes"] = notes
     results["wall_seconds"] = time.time() - started
-    table = report.write_report(output_dir, title, results, results["command"], notes, report.PLOTS)
+    report.write_results(output_dir, results)
+    table = report.write_report(output_dir, title, results, command, notes, report.PLOTS)
     print("\n" + title + "\n\n" + table + "\n")
     for n in notes:
         print("note:", n)
     print(f"\nReport: {os.path.join(output_dir, 'report.md')}")
     return results
-
-
-def command_line(module, argv):
-    """`python -m module args...` for the report (argv[0] is the program name)."""
-    return " ".join(["python", "-m", module] + [shlex.quote(a) for a in list(argv)[1:]])
 
 
 def numpy_eval_arrays(test_ds, limit):

@@ -1,12 +1,15 @@
-"""absl flags shared by the examples.
+"""absl flags shared by the examples, and the per-recipe defaults and run records built on them.
 
-Flags whose default depends on the experiment (learning rate, epochs, ...) default to None here;
-each example fills in its paper recipe through `apply_defaults`.
+Flags whose default depends on the recipe (learning rate, epochs, ...) default to None here; each
+example gives them its paper values with `set_defaults` (absl's `FLAGS.set_default`), so a flag
+passed on the command line always wins.
 """
 
-import sys
+import shlex
 
 from absl import flags, logging
+
+from ttq_keras import tf
 
 FLAGS = flags.FLAGS
 
@@ -66,54 +69,30 @@ flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity (1 = progress bar, 2 = one line/epoch).")
 
 
+def set_defaults(**defaults):
+    """`FLAGS.set_default` for each name: a flag the user did not pass takes the new default."""
+    for name, value in defaults.items():
+        FLAGS.set_default(name, value)
+
+
 def quiet_logging():
-    """absl INFO lines from TF's SavedModel/TFLite code are noise here; --verbosity overrides."""
+    """Hides the INFO lines of TF's Python side (SavedModel, TFLite); --verbosity overrides."""
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
+        tf.get_logger().setLevel("ERROR")
 
 
-def apply_defaults(defaults):
-    """Sets every flag in `defaults` that the user did not pass on the command line."""
-    for name, value in defaults.items():
-        if not FLAGS[name].present:
-            FLAGS[name].value = value
+def flag_values(module):
+    """{name: value} of the flags `module` (the example) defines or adopts, for results.json."""
+    return {f.name: f.value for f in FLAGS.get_key_flags_for_module(module)}
 
 
-def flag_values():
-    """The values of the shared and registered example flags, for results.json."""
-    names = [f.name for f in FLAGS.get_flags_for_module(__name__)] + sorted(_EXTRA)
-    return {n: FLAGS[n].value for n in names}
+def command_line(module_name, module):
+    """`python -m module_name` with every flag of `module` that is not at its default.
 
-
-_EXTRA = set()
-
-
-def register_extra(*names):
-    """Adds example-specific flags to the set recorded in results.json."""
-    _EXTRA.update(names)
-
-
-class EntryPoints:
-    """The two ways an example runs: `app.run(cli)` from the shell, `run_main(argv)` in tests.
-
-    Both remember the argv the example was started with (`argv`), so that its report can print
-    the exact command.
+    Running it again reproduces (or resumes) the run; it goes into the report.
     """
-
-    def __init__(self, main):
-        self._main = main
-        self.argv = []
-
-    def run_main(self, argv):
-        """In-process entry point (tests): parses `argv` (argv[0] = program name), runs main."""
-        FLAGS.unparse_flags()
-        FLAGS(argv)
-        self.argv[:] = argv
-        try:
-            return self._main(argv[:1])
-        finally:
-            self.argv.clear()
-
-    def cli(self, argv):
-        self.argv[:] = sys.argv
-        self._main(argv)  # returns the results dict; app.run would treat it as an exit status
+    args = [
+        f.serialize() for f in FLAGS.get_key_flags_for_module(module) if not f.using_default_value
+    ]
+    return " ".join(["python", "-m", module_name] + [shlex.quote(a) for a in args])

@@ -5,7 +5,7 @@ Both are built from stock tf_keras layers only (no Lambda, no custom layers), so
 see nothing unusual.
 """
 
-from examples.common.compat import keras
+from ttq_keras import keras
 
 layers = keras.layers
 

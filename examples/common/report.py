@@ -1,24 +1,21 @@
 """Export, evaluation and the report (report.md, results.json, PNG plots) of an example run."""
 
-import importlib
 import json
 import os
-import time
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter as StockInterpreter
 
-from examples.common.compat import tf, ttq_keras
+import ttq_keras
+from examples.common import progress
+from ttq_keras import tf
+from ttq_keras.runtime.benchmark import time_invocations
 
 # ---------------------------------------------------------------------------------------------
 # Per-layer ternary statistics
 
 
-def _latent_kernel(ternary_layer):
-    """The latent float kernel of a ternary layer."""
-    return np.asarray(ternary_layer.latent_kernel)
-
-
-def layer_stats(model, threshold=None):
+def layer_stats(model):
     """Per-layer statistics from ttq_keras.ternary_layers: sparsity, +/- fractions, Wp, Wn."""
     stats = []
     for t in ttq_keras.ternary_layers(model):
@@ -50,19 +47,6 @@ def overall_sparsity(stats):
 # TFLite export
 
 
-def _interpreter_cls():
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover
-        Interpreter = tf.lite.Interpreter
-    return Interpreter
-
-
-def float_tflite(float_model):
-    converter = tf.lite.TFLiteConverter.from_keras_model(float_model)
-    return converter.convert()
-
-
 def int8_tflite(float_model, representative_images):
     """Full-integer post-training quantization (int8 weights and activations, float I/O)."""
     converter = tf.lite.TFLiteConverter.from_keras_model(float_model)
@@ -77,72 +61,34 @@ def int8_tflite(float_model, representative_images):
     return converter.convert()
 
 
-def _core_function(name, module):
-    """ttq_keras.<name> if it is a function, else <module>.<name> (None if neither exists)."""
-    value = getattr(ttq_keras, name, None) if ttq_keras else None
-    if callable(value):
-        return value
-    if value is not None and callable(getattr(value, name, None)):  # the name is a subpackage
-        return getattr(value, name)
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
-
-
-def packed_converter():
-    """`ttq_keras.convert` (model, packed=True) -> bytes, or None if not available."""
-    return _core_function("convert", "ttq_keras.convert")
-
-
-def delegate_available():
-    """(True, "") when ttq_keras's TFLite delegate library is built and loads."""
-    load = _core_function("load_delegate", "ttq_keras.delegate")
-    if load is None or _core_function("Interpreter", "ttq_keras.delegate") is None:
-        return False, "ttq_keras.load_delegate / ttq_keras.Interpreter are not available"
-    try:
-        load()
-    except Exception as e:  # noqa: BLE001 - any failure means "not built"
-        return False, f"ttq_keras.load_delegate() failed: {type(e).__name__}: {e}"
-    return True, ""
-
-
-def make_interpreter(content, num_threads, use_ttq_delegate=False):
-    if use_ttq_delegate:
-        interpreter_cls = _core_function("Interpreter", "ttq_keras.delegate")
-        interpreter = interpreter_cls(model_content=content, num_threads=num_threads)
-    else:
-        interpreter = _interpreter_cls()(model_content=content, num_threads=num_threads)
+def make_interpreter(content, num_threads, packed=False):
+    """The stock LiteRT interpreter (XNNPACK), or ttq_keras.Interpreter for a packed file."""
+    interpreter_cls = ttq_keras.Interpreter if packed else StockInterpreter
+    interpreter = interpreter_cls(model_content=content, num_threads=num_threads)
     interpreter.allocate_tensors()
     return interpreter
 
 
-def _run(interpreter, image):
+def _set_image(interpreter, image):
     inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
     interpreter.set_tensor(inp["index"], image[None].astype(inp["dtype"]))
-    interpreter.invoke()
-    return interpreter.get_tensor(out["index"])[0]
 
 
 def tflite_accuracy(interpreter, images, labels):
     """Top-1 accuracy, one image per invoke (normalized float32 images)."""
+    output_index = interpreter.get_output_details()[0]["index"]
     correct = 0
     for image, label in zip(images, labels):
-        correct += int(np.argmax(_run(interpreter, image)) == label)
+        _set_image(interpreter, image)
+        interpreter.invoke()
+        correct += int(np.argmax(interpreter.get_tensor(output_index)[0]) == label)
     return correct / max(1, len(labels))
 
 
 def tflite_latency_ms(interpreter, image, runs=50, warmup=5):
     """Median wall-clock milliseconds of one batch-1 invoke."""
-    for _ in range(warmup):
-        _run(interpreter, image)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        _run(interpreter, image)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
+    _set_image(interpreter, image)
+    return time_invocations(interpreter, runs=runs, warmup=warmup)["median_ms"]
 
 
 def export_and_benchmark(
@@ -153,61 +99,44 @@ def export_and_benchmark(
     representative_images,
     num_threads=2,
     latency_runs=50,
-    notes=None,
 ):
     """Writes float/int8/packed .tflite files of the TTQ model; sizes, accuracies, latencies.
 
-    All three files hold the same (ternary) network: float32 weights (ttq_keras.to_float_model),
-    int8 post-training quantization of that float model, and the packed ternary format
-    (ttq_keras.convert(model, packed=True)). The packed file is only run through the ttq_keras
-    delegate; stock TFLite does not know its custom operators.
+    All three files hold the same (ternary) network: float32 weights
+    (`ttq_keras.convert(model, packed=False)`), int8 post-training quantization of
+    `ttq_keras.to_float_model(model)`, and the packed ternary format (`ttq_keras.convert(model)`,
+    run with the TTQ delegate through `ttq_keras.Interpreter`). Any failure raises.
     """
-    notes = notes if notes is not None else []
     results = {}
     logits = ttq_model.predict(eval_images, batch_size=256, verbose=0)
     results["keras"] = {
         "accuracy": float(np.mean(np.argmax(logits, -1) == eval_labels)),
         "eval_examples": int(len(eval_labels)),
     }
-    float_model = ttq_keras.to_float_model(ttq_model)
-    flavours = [
-        ("float", lambda: float_tflite(float_model)),
-        ("int8", lambda: int8_tflite(float_model, representative_images)),
-    ]
-    convert = packed_converter()
-    if convert is not None:
-        flavours.append(("packed", lambda: convert(ttq_model, packed=True)))
-    else:
-        notes.append("ttq_keras.convert is not available yet: packed .tflite skipped.")
-    have_delegate, why = delegate_available()
-    if not have_delegate:
-        notes.append(f"TTQ delegate not built ({why}): packed accuracy/latency skipped.")
-    for name, build in flavours:
-        entry = {}
-        try:
-            content = build()
-        except Exception as e:  # noqa: BLE001 - report and continue with the other flavours
-            notes.append(f"{name} .tflite conversion failed: {type(e).__name__}: {e}")
-            continue
+    files = {}
+    with progress.stage("Converting to float .tflite (ttq_keras.convert, packed=False)"):
+        files["float"] = ttq_keras.convert(ttq_model, packed=False)
+    with progress.stage("Converting to int8 .tflite (post-training quantization)"):
+        files["int8"] = int8_tflite(ttq_keras.to_float_model(ttq_model), representative_images)
+    with progress.stage("Converting to packed ternary .tflite (ttq_keras.convert)"):
+        files["packed"] = ttq_keras.convert(ttq_model)
+    for name, content in files.items():
         path = os.path.join(output_dir, f"model_{name}.tflite")
         with open(path, "wb") as f:
             f.write(content)
-        entry["path"] = os.path.basename(path)
-        entry["bytes"] = len(content)
-        if name == "packed" and not have_delegate:
-            results[name] = entry
-            continue
-        try:
-            interpreter = make_interpreter(
-                content, num_threads, use_ttq_delegate=(name == "packed")
-            )
-            entry["accuracy"] = tflite_accuracy(interpreter, eval_images, eval_labels)
-            entry["eval_examples"] = int(len(eval_labels))
-            entry["latency_ms"] = tflite_latency_ms(interpreter, eval_images[0], runs=latency_runs)
-            entry["num_threads"] = num_threads
-        except Exception as e:  # noqa: BLE001
-            notes.append(f"running {name} .tflite failed: {type(e).__name__}: {e}")
-        results[name] = entry
+        runtime = "TTQ delegate" if name == "packed" else "LiteRT"
+        with progress.stage(f"Running {name} .tflite ({runtime}) on {len(eval_labels)} images"):
+            interpreter = make_interpreter(content, num_threads, packed=(name == "packed"))
+            accuracy = tflite_accuracy(interpreter, eval_images, eval_labels)
+            latency = tflite_latency_ms(interpreter, eval_images[0], runs=latency_runs)
+        results[name] = {
+            "path": os.path.basename(path),
+            "bytes": len(content),
+            "accuracy": accuracy,
+            "eval_examples": int(len(eval_labels)),
+            "latency_ms": latency,
+            "num_threads": num_threads,
+        }
     return results
 
 
@@ -257,7 +186,7 @@ def plot_curves(histories, path):
     plt.close(fig)
 
 
-def plot_weight_histograms(model, path, threshold, max_layers=4):
+def plot_weight_histograms(model, path, max_layers=4):
     """Latent and ternary weight histograms of a few ternary layers (first, middle, last)."""
     plt = _plt()
     tls = ttq_keras.ternary_layers(model)
@@ -267,10 +196,10 @@ def plot_weight_histograms(model, path, threshold, max_layers=4):
     fig, axes = plt.subplots(len(picks), 2, figsize=(10, 2.6 * len(picks)), squeeze=False)
     for row, i in enumerate(picks):
         t = tls[i]
-        latent = _latent_kernel(t).ravel()
+        latent = np.asarray(t.latent_kernel).ravel()
         ax = axes[row][0]
         ax.hist(latent, bins=100, color="tab:gray")
-        delta = float(getattr(t, "delta", threshold * np.abs(latent).max()))
+        delta = t.delta
         for d in (-delta, delta):
             ax.axvline(d, color="tab:red", lw=0.8)
         ax.set_title(f"{t.inner_name}: latent weights (red: ±Δ = ±{delta:.3g})", fontsize=9)
@@ -392,10 +321,14 @@ def layers_table(stats):
     return "\n".join(lines)
 
 
-def write_report(output_dir, title, results, command, notes=(), plots=()):
-    """Writes results.json and report.md under output_dir; returns the results table string."""
+def write_results(output_dir, results):
+    """results.json: every number of the run."""
     with open(os.path.join(output_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2, sort_keys=True, default=float)
+
+
+def write_report(output_dir, title, results, command, notes=(), plots=()):
+    """Writes report.md under output_dir; returns the results table string."""
     table = results_table(results)
     parts = [f"# {title}", "", "Command:", "", "```", command, "```", "", "## Results", "", table]
     stats = results.get("ttq", {}).get("layers")
@@ -418,13 +351,7 @@ PLOTS = (
 )
 
 
-def make_plots(output_dir, ttq_model, stats, histories, threshold, notes):
-    for name, fn in (
-        ("curves.png", lambda p: plot_curves(histories, p)),
-        ("weight_histograms.png", lambda p: plot_weight_histograms(ttq_model, p, threshold)),
-        ("sparsity.png", lambda p: plot_sparsity(stats, p)),
-    ):
-        try:
-            fn(os.path.join(output_dir, name))
-        except Exception as e:  # noqa: BLE001 - a plot must not lose the run's numbers
-            notes.append(f"plot {name} failed: {type(e).__name__}: {e}")
+def make_plots(output_dir, ttq_model, stats, histories):
+    plot_curves(histories, os.path.join(output_dir, "curves.png"))
+    plot_weight_histograms(ttq_model, os.path.join(output_dir, "weight_histograms.png"))
+    plot_sparsity(stats, os.path.join(output_dir, "sparsity.png"))

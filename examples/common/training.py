@@ -5,7 +5,8 @@ import os
 import shutil
 import time
 
-from examples.common.compat import keras, tf, ttq_keras
+import ttq_keras
+from ttq_keras import keras, tf
 
 # ---------------------------------------------------------------------------------------------
 # Distribution
@@ -31,13 +32,8 @@ def get_strategy(name, tpu_address=None):
 
 
 def is_chief(strategy):
-    """True on the worker that writes reports (always true outside multi-worker training)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "task_type", None):
-        return True
-    return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0
-    )
+    """True on the worker that writes checkpoints and reports (every non-multi-worker strategy)."""
+    return strategy.extended.should_checkpoint
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,7 +131,7 @@ def save_phase_weights(model, output_dir, phase):
 def load_weights(model, path):
     """model.load_weights for .h5 files and TF checkpoints (extra checkpoint values ignored)."""
     status = model.load_weights(path)
-    if status is not None and hasattr(status, "expect_partial"):
+    if status is not None:  # a TF checkpoint (an .h5 file returns None)
         status.expect_partial()
 
 
@@ -216,23 +212,5 @@ def read_history(output_dir, phase):
 
 
 def ttq_callbacks(output_dir):
-    """ttq_keras.TTQCallback (Wp/Wn/sparsity to TensorBoard) when the core provides it."""
-    callback_cls = getattr(ttq_keras, "TTQCallback", None) if ttq_keras else None
-    if callback_cls is None:
-        print(
-            "note: ttq_keras.TTQCallback not available; Wp/Wn/sparsity are not logged to "
-            "TensorBoard."
-        )
-        return []
-    return [callback_cls(os.path.join(output_dir, "tensorboard", "ttq_layers"))]
-
-
-def require_core(*names):
-    """Raises a clear error when the ttq_keras core API the examples need is missing."""
-    missing = [n for n in names if ttq_keras is None or not hasattr(ttq_keras, n)]
-    if missing:
-        raise RuntimeError(
-            f"ttq_keras core API missing: {', '.join(missing)} (the examples need "
-            "ttq_keras.quantize_model, ttq_keras.ternary_layers and "
-            "ttq_keras.to_float_model)."
-        )
+    """ttq_keras.TTQCallback: Wp, Wn and sparsity per layer to TensorBoard."""
+    return [ttq_keras.TTQCallback(os.path.join(output_dir, "tensorboard", "ttq_layers"))]
