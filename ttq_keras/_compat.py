@@ -8,7 +8,10 @@ thing, and every other module imports `keras` and `tf` from this one.
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TF's C++ log level, read once when TensorFlow loads. 3 hides its INFO/WARNING/ERROR lines, such
+# as "failed call to cuInit" on every machine without a GPU (the C++ errors that matter reach
+# Python as exceptions). The user's own environment wins: TF_CPP_MIN_LOG_LEVEL=0 shows them all.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
