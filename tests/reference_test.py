@@ -17,6 +17,7 @@ from ttq_keras import tf
 from ttq_keras._compat import keras
 from ttq_keras.export import convert
 from ttq_keras.lite import flatbuffer_io as fbio
+from ttq_keras.lite import format as fmt
 from ttq_keras.lite import interpreter, packing, reference_kernels
 
 L = keras.layers
@@ -52,7 +53,7 @@ class KernelTest(tf.test.TestCase, parameterized.TestCase):
         trits, codes, pos, neg, bias, rows = _random_op(rng, c_out, kh * kw * c_in)
         x = rng.normal(size=(2, 11, 10, c_in)).astype(np.float32)
         options = dict(
-            version=1,
+            version=fmt.FORMAT_VERSION,
             activation=activation,
             in_channels=c_in,
             out_channels=c_out,
@@ -82,7 +83,7 @@ class KernelTest(tf.test.TestCase, parameterized.TestCase):
         trits, codes, pos, neg, bias, rows = _random_op(rng, c_out, kh * kw)
         x = rng.normal(size=(2, 9, 8, c_in)).astype(np.float32)
         options = dict(
-            version=1,
+            version=fmt.FORMAT_VERSION,
             activation="RELU6",
             in_channels=c_in,
             out_channels=c_out,
@@ -108,7 +109,7 @@ class KernelTest(tf.test.TestCase, parameterized.TestCase):
         trits, codes, pos, neg, bias, rows = _random_op(rng, 9, 13)
         x = rng.normal(size=(2, 3, 13)).astype(np.float32)
         options = dict(
-            version=1,
+            version=fmt.FORMAT_VERSION,
             activation="RELU",
             in_features=13,
             out_features=9,
@@ -123,7 +124,9 @@ class KernelTest(tf.test.TestCase, parameterized.TestCase):
     def testFormulaUsesBothScales(self):
         # y = s+ * sum(P) - s- * sum(N) + b, spelled out by hand.
         codes = packing.pack_trits([[1, 1, -1, 0]])
-        options = dict(version=1, activation="NONE", in_features=4, out_features=1)
+        options = dict(
+            version=fmt.FORMAT_VERSION, activation="NONE", in_features=4, out_features=1
+        )
         options["keep_num_dims"] = False
         y = reference_kernels.ttq_fully_connected(
             np.array([[1.0, 2.0, 4.0, 8.0]], np.float32),
@@ -139,7 +142,7 @@ class KernelTest(tf.test.TestCase, parameterized.TestCase):
         codes = packing.pack_trits(np.ones((2, 12), np.int8))
         ones = np.ones(2, np.float32)
         options = dict(
-            version=1,
+            version=fmt.FORMAT_VERSION,
             activation="NONE",
             in_channels=3,
             out_channels=2,
@@ -203,7 +206,7 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
         ops = interpreter.validate(self.packed)
         self.assertEqual(
             [op.op_type for op in ops],
-            ["TTQ_CONV_2D", "TTQ_DEPTHWISE_CONV_2D", "TTQ_FULLY_CONNECTED"],
+            [fmt.TTQ_CONV_2D, fmt.TTQ_DEPTHWISE_CONV_2D, fmt.TTQ_FULLY_CONNECTED],
         )
 
     def testCommandLine(self):

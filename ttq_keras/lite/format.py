@@ -19,6 +19,7 @@ __all__ = [
     "TTQ_DEPTHWISE_CONV_2D",
     "TTQ_FULLY_CONNECTED",
     "TTQ_OPS",
+    "TTQ_PREFIX",
     "ACTIVATIONS",
     "PADDINGS",
     "OPTION_KEYS",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+# Every custom op of the format starts with it; an unknown TTQ_* op is an error, not a foreign op.
+TTQ_PREFIX = "TTQ_"
 TTQ_CONV_2D = "TTQ_CONV_2D"
 TTQ_DEPTHWISE_CONV_2D = "TTQ_DEPTHWISE_CONV_2D"
 TTQ_FULLY_CONNECTED = "TTQ_FULLY_CONNECTED"

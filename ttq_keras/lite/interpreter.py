@@ -59,7 +59,7 @@ def ternary_ops(model):
     for sg in model.subgraphs:
         for i, op in enumerate(sg.operators or []):
             name = fbio.op_name(model, op)
-            if name.startswith("TTQ_"):
+            if name.startswith(fmt.TTQ_PREFIX):
                 out.append(_parse_ttq_op(model, sg, i, op, name))
     return out
 
@@ -191,7 +191,7 @@ def run(model, inputs):
         name = fbio.op_name(model, op)
         ins = fbio.ints(op.inputs)
         outs = fbio.ints(op.outputs)
-        if name.startswith("TTQ_"):
+        if name.startswith(fmt.TTQ_PREFIX):
             t = _parse_ttq_op(model, sg, index, op, name)
             x = get(ins[0])
             fmt.check_input_shape(f"operator {index} ({name})", name, t.options, x.shape)
