@@ -21,11 +21,8 @@ TYPES = {"int": int, "string": str, "bool": bool}
 
 # Reject cases that the Python parser still accepts. Each is a gap to close in
 # ttq_keras.lite.format; the test fails once a gap is closed, so the entry must then go.
-PYTHON_ACCEPTS = {
-    "fc_in_features_int32_max_plus_1",
-    "fc_in_features_2_pow_40",
-    "fc_duplicate_key",
-}
+# None left: format.parse_options checks the int32 range and duplicate keys.
+PYTHON_ACCEPTS = set()
 
 
 def _load_vectors():

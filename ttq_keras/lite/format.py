@@ -26,6 +26,7 @@ __all__ = [
     "POSITIVE_KEYS",
     "TRITS_PER_BYTE",
     "MAX_CODE_BYTE",
+    "INT32_MAX",
     "INPUT_NAMES",
     "check_options",
     "parse_options",
@@ -47,6 +48,9 @@ ACTIVATIONS = ("NONE", "RELU", "RELU6")
 PADDINGS = ("SAME", "VALID")
 # The five inputs of every TTQ op, in order (section 2).
 INPUT_NAMES = ("input", "codes", "pos_scales", "neg_scales", "bias")
+
+# Sizes are TFLite tensor dimensions: int32.
+INT32_MAX = 2**31 - 1
 
 # Section 3: 5 trits per byte, base 3; a byte is at most 3**5 - 1.
 TRITS_PER_BYTE = 5
@@ -129,6 +133,10 @@ def check_options(options, op_type, where):
     for key in POSITIVE_KEYS:
         if key in options and options[key] < 1:
             raise ValueError(f"{where}: {key} must be >= 1. Received: {options[key]}")
+        if key in options and options[key] > INT32_MAX:
+            raise ValueError(
+                f"{where}: {key} must be in [1, {INT32_MAX}]. Received: {options[key]}"
+            )
     if op_type == TTQ_DEPTHWISE_CONV_2D:
         if options["out_channels"] != options["in_channels"] * options["depth_multiplier"]:
             raise ValueError(
@@ -139,7 +147,7 @@ def check_options(options, op_type, where):
 
 
 def parse_options(custom_options, op_type, where=None):
-    """Decodes (with `flexbuffers.Loads`) and checks the FlexBuffer map of a TTQ op.
+    """Decodes (with the `flatbuffers.flexbuffers` library) and checks the FlexBuffer map of a TTQ op.
 
     Returns:
       a plain dict {key: int | bool | str | ...}.
@@ -152,17 +160,20 @@ def parse_options(custom_options, op_type, where=None):
     data = bytes(np.asarray(custom_options if custom_options is not None else [], np.uint8))
     if not data:
         raise ValueError(f"{where}: custom options are missing (expected a FlexBuffer map)")
+    invalid = f"{where}: custom options are not a valid FlexBuffer map"
     try:
-        options = flexbuffers.Loads(bytearray(data))
+        root = flexbuffers.GetRoot(bytearray(data))
+        options = root.Value
+        # Loads keeps the last of two equal keys; the delegate rejects the map, so must we.
+        keys = [k.AsKey for k in root.AsMap.Keys] if isinstance(options, dict) else []
     except Exception as e:  # the decoder raises ValueError, IndexError, struct.error, ...
         detail = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
-        raise ValueError(
-            f"{where}: custom options are not a valid FlexBuffer map: {detail}"
-        ) from None
+        raise ValueError(f"{invalid}: {detail}") from None
     if not isinstance(options, dict):
-        raise ValueError(
-            f"{where}: custom options are not a valid FlexBuffer map: the root is not a map"
-        )
+        raise ValueError(f"{invalid}: the root is not a map")
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise ValueError(f"{invalid}: duplicate key {duplicates[0]!r}")
     return check_options(options, op_type, where)
 
 
