@@ -289,8 +289,15 @@ def option_rejects():
             duplicate.Add(value)
         duplicate.Key("in_features")
         duplicate.Int(301)
+    # Key 0's offset made 1: it points at the keys vector's size byte, and no zero follows
+    # before the end of the buffer (flatbuffers 2.0.8's verifier alone lets this through).
+    keys = flexbuffers.GetRoot(bytearray(bytes(good))).AsMap.Keys
+    unterminated = list(good)
+    unterminated[keys._buf._offset] = 1  # the Buf offset of the keys vector's first element
     cases += [
         _reject("empty", conv, [], "missing_options", ["custom options are missing"]),
+        _reject("key_not_nul_terminated", conv, unterminated, "malformed_flexbuffer",
+                ["FlexBuffer"]),
         _reject("root_is_int", conv, _encode(1), "not_a_map", ["FlexBuffer", "map"]),
         _reject("root_is_vector", conv, _encode([1, 2, 3]), "not_a_map", ["FlexBuffer", "map"]),
         _reject("root_is_string", conv, _encode("TTQ_CONV_2D"), "not_a_map",

@@ -84,8 +84,19 @@ bool ReadRootMap(const uint8_t* data, size_t size, FlexMap* map, std::string* er
     return false;
   }
   map->clear();
+  const uint8_t* const end = data + size;
   for (size_t i = 0; i < values.size(); ++i) {
-    const std::string key = keys[i].AsKey();
+    // flatbuffers 2.0.8's Verifier::VerifyKey stops at the first non-zero byte instead of the
+    // terminating zero (fixed in later releases), so check the terminator here. The verifier
+    // did check that the key starts inside the buffer.
+    const char* key_start = keys[i].AsKey();
+    const auto* key_bytes = reinterpret_cast<const uint8_t*>(key_start);
+    if (key_bytes < data || key_bytes >= end ||
+        std::memchr(key_bytes, 0, static_cast<size_t>(end - key_bytes)) == nullptr) {
+      *error = prefix + "key " + std::to_string(i) + " is not NUL-terminated inside the buffer";
+      return false;
+    }
+    const std::string key = key_start;
     if (!map->emplace(key, values[i]).second) {
       *error = prefix + "duplicate key '" + key + "'";
       return false;
