@@ -1,6 +1,6 @@
 r"""TTQ on a pre-activation ResNet-(6n+2): CIFAR-10 (TFDS) or Fashion-MNIST (offline IDX files).
 
-Paper recipe (Zhu et al., ICLR 2017, and the official code; docs section 3.3): train the float
+Paper recipe (Zhu et al., ICLR 2017, CIFAR-10 experiment, and the official code): train the float
 ResNet (or load it with --pretrained), ternarize it with ttq_keras.quantize_model (t = 0.05, first
 conv and last dense kept float) and fine-tune with momentum SGD 0.9, LR 0.1 dropped x0.1 / x0.01 at
 50% / 75% of each phase, weight decay 2e-4 on every kernel and on Wp/Wn, 4-pixel pad + random
@@ -43,7 +43,7 @@ flags.adopt_module_key_flags(common_flags)  # list the shared flags in --help
 
 MODULE = "examples.cifar_resnet"
 
-# Section 3.3 of docs/ttq_algorithm.md. 160 epochs per phase ("most models converge after 160
+# The paper's CIFAR-10 recipe. 160 epochs per phase ("most models converge after 160
 # epochs"); the LR drops of the official scripts at epochs 82 and 123 become 50% / 75%.
 PAPER_RECIPE = dict(
     batch_size=128,

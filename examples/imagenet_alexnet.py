@@ -1,6 +1,6 @@
 r"""TTQ on the BN AlexNet of the official code, trained from scratch on ImageNet (TFDS).
 
-Paper recipe (docs section 3.4): conv0 (first conv) and fct (last dense) stay float, the other
+Paper recipe (ImageNet experiment and the official code): conv0 (first conv) and fct (last dense) stay float, the other
 five layers are ternary (t = 0.05; the official log used 0.049); Adam LR 1e-4, epsilon 1e-5, LR x0.2
 at epoch 56 and again at 64 of 100 (here 56% / 64% of --ttq_epochs); weight decay 5e-6 on the fc
 layers only (fc0/fc1 kernels with their Wp/Wn, and fct); batch 128. No float pre-training:

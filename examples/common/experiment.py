@@ -61,7 +61,7 @@ class Data:
 
 @dataclasses.dataclass
 class Recipe:
-    """Optimizer and regularization of one experiment (section 3.3 / 3.4 of ttq_algorithm.md)."""
+    """Optimizer and regularization of one experiment (the paper's CIFAR-10 or ImageNet recipe)."""
 
     optimizer: str  # "sgd" (momentum 0.9) or "adam" (epsilon 1e-5)
     float_lr: float
@@ -100,6 +100,9 @@ def _evaluate(model, test_ds):
     return float(loss), float(acc)
 
 
+_PHASE_NAMES = {"float": "Float", "ttq": "TTQ"}
+
+
 def _train_phase(model, phase, data, epochs, cfg, results, chief, extra_callbacks=()):
     """Trains one phase (or loads it when this output_dir already finished it)."""
     output_dir = cfg["output_dir"]
@@ -111,7 +114,7 @@ def _train_phase(model, phase, data, epochs, cfg, results, chief, extra_callback
         return
     if cfg["retrain"]:
         training.reset_phase(output_dir, phase)
-    title = f"{phase} training: {epochs} epochs x {data.steps_per_epoch} steps"
+    title = f"{_PHASE_NAMES[phase]} training: {epochs} epochs x {data.steps_per_epoch} steps"
     with progress.stage(title, own_lines=True):
         results[phase]["train_seconds"] = training.run_phase(
             model,

@@ -1,4 +1,4 @@
-"""The two architectures of the official TTQ code (section 3.2 of docs/ttq_algorithm.md).
+"""The two architectures of the official TTQ code (ResNet for CIFAR-10, BN-AlexNet for ImageNet).
 
 Both are built from stock tf_keras layers only (no Lambda, no custom layers), so that
 `ttq_keras.quantize_model`, `ttq_keras.to_float_model`, `clone_model` and the TFLite converters
