@@ -35,7 +35,7 @@ test: setup lint test-cpp test-python
 # pyproject.toml and setup.cfg; C++ style: tflite_delegate/.clang-format). It changes no file:
 # `$(VENV)/bin/black $(LINT_PYTHON)`, `$(VENV)/bin/isort $(LINT_PYTHON)` and
 # `$(VENV)/bin/clang-format -i --style=file:$(CLANG_FORMAT_STYLE) FILES` fix what it reports.
-LINT_PYTHON ?= ttq_keras tests examples benchmarks
+LINT_PYTHON ?= ttq_keras tests examples benchmarks scripts
 CLANG_FORMAT_STYLE := tflite_delegate/.clang-format
 LINT_CPP ?= $(shell git ls-files 'tflite_delegate/*.cc' 'tflite_delegate/*.h')
 
