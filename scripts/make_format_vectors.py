@@ -51,9 +51,7 @@ CONV = {
     "dilation_width": 2,
     "padding": "SAME",
 }
-DEPTHWISE = dict(
-    CONV, activation="RELU6", out_channels=6, padding="VALID", depth_multiplier=2
-)
+DEPTHWISE = dict(CONV, activation="RELU6", out_channels=6, padding="VALID", depth_multiplier=2)
 FULLY_CONNECTED = {
     "version": 1,
     "activation": "NONE",
@@ -110,9 +108,7 @@ def _pack_case(name, trits, note=""):
 def packing_vectors():
     rng = np.random.default_rng(20171)
     unit = np.eye(5, dtype=np.int8)
-    every_byte = np.array(
-        [[(b // 3**i) % 3 for i in range(5)] for b in range(243)], np.int8
-    )
+    every_byte = np.array([[(b // 3**i) % 3 for i in range(5)] for b in range(243)], np.int8)
     every_byte[every_byte == 2] = -1
     cases = [
         _pack_case("k1_each_trit", [[0], [1], [-1]], "digit 0 = zero, 1 = +, 2 = -"),
@@ -133,10 +129,18 @@ def packing_rejects():
     byte = {"error_class": "code_byte_over_242"}
     pad = {"error_class": "padding_trit_not_zero", "mentions": ["padding trit"]}
     return [
-        dict(byte, name="byte_243", k=5, codes=[[0], [243]], row=1, byte=0,
-             mentions=["243", "242"]),
-        dict(byte, name="byte_255", k=10, codes=[[0, 0], [0, 255]], row=1, byte=1,
-             mentions=["255", "242"]),
+        dict(
+            byte, name="byte_243", k=5, codes=[[0], [243]], row=1, byte=0, mentions=["243", "242"]
+        ),
+        dict(
+            byte,
+            name="byte_255",
+            k=10,
+            codes=[[0, 0], [0, 255]],
+            row=1,
+            byte=1,
+            mentions=["255", "242"],
+        ),
         dict(pad, name="k3_tap3_positive", k=3, codes=[[27]], row=0, tap=3),
         dict(pad, name="k3_tap4_negative", k=3, codes=[[162]], row=0, tap=4),
         dict(pad, name="k6_tap6_positive", k=6, codes=[[0, 3]], row=0, tap=6),
@@ -179,8 +183,14 @@ def option_vectors():
         return case
 
     def other(name, op, options, flexbuffer, note):
-        return {"name": name, "op": op, "options": options, "canonical": False,
-                "flexbuffer": flexbuffer, "note": note}
+        return {
+            "name": name,
+            "op": op,
+            "options": options,
+            "canonical": False,
+            "flexbuffer": flexbuffer,
+            "note": note,
+        }
 
     fc, conv, dw = (
         ttq_format.TTQ_FULLY_CONNECTED,
@@ -195,23 +205,45 @@ def option_vectors():
         canonical("fc_none_keep_num_dims", fc, FULLY_CONNECTED),
         canonical("fc_6x3", fc, fc_6x3),
         canonical("fc_in_features_int32_max", fc, fc_max, "the largest accepted int"),
-        other("fc_uint_ints", fc, FULLY_CONNECTED,
-              _encode_with(FULLY_CONNECTED, lambda b, v: b.UInt(v)),
-              "ints stored as FlexBuffer UInt"),
-        other("fc_indirect_ints", fc, FULLY_CONNECTED,
-              _encode_with(FULLY_CONNECTED, lambda b, v: b.IndirectInt(v)),
-              "ints stored as FlexBuffer IndirectInt"),
-        other("conv_8_byte_ints", conv, CONV,
-              _encode_with(CONV, lambda b, v: b.Int(v, 8)),
-              "ints stored 8 bytes wide"),
-        other("conv_unknown_key_ignored", conv, CONV, _encode(extra),
-              "readers ignore keys they do not know"),
+        other(
+            "fc_uint_ints",
+            fc,
+            FULLY_CONNECTED,
+            _encode_with(FULLY_CONNECTED, lambda b, v: b.UInt(v)),
+            "ints stored as FlexBuffer UInt",
+        ),
+        other(
+            "fc_indirect_ints",
+            fc,
+            FULLY_CONNECTED,
+            _encode_with(FULLY_CONNECTED, lambda b, v: b.IndirectInt(v)),
+            "ints stored as FlexBuffer IndirectInt",
+        ),
+        other(
+            "conv_8_byte_ints",
+            conv,
+            CONV,
+            _encode_with(CONV, lambda b, v: b.Int(v, 8)),
+            "ints stored 8 bytes wide",
+        ),
+        other(
+            "conv_unknown_key_ignored",
+            conv,
+            CONV,
+            _encode(extra),
+            "readers ignore keys they do not know",
+        ),
     ]
 
 
 def _reject(name, op, flexbuffer, error_class, mentions, note=""):
-    case = {"name": name, "op": op, "flexbuffer": flexbuffer, "error_class": error_class,
-            "mentions": mentions}
+    case = {
+        "name": name,
+        "op": op,
+        "flexbuffer": flexbuffer,
+        "error_class": error_class,
+        "mentions": mentions,
+    }
     if note:
         case["note"] = note
     return case
@@ -233,17 +265,37 @@ def option_rejects():
     for op, keys in ttq_format.OPTION_KEYS.items():
         base, short = BASE[op], SHORT[op]
         for key, typ in keys.items():
-            cases.append(_reject(f"{short}_missing_{key}", op, _encode(_without(base, key)),
-                                 "missing_key", [f"'{key}'", "missing"]))
+            cases.append(
+                _reject(
+                    f"{short}_missing_{key}",
+                    op,
+                    _encode(_without(base, key)),
+                    "missing_key",
+                    [f"'{key}'", "missing"],
+                )
+            )
         for key, typ in keys.items():
             bad = wrong_value[typ]
-            cases.append(_reject(f"{short}_{key}_is_{TYPE_NAMES[type(bad)]}", op,
-                                 _encode(_with(base, **{key: bad})), "wrong_type",
-                                 [f"'{key}'", "must be"]))
+            cases.append(
+                _reject(
+                    f"{short}_{key}_is_{TYPE_NAMES[type(bad)]}",
+                    op,
+                    _encode(_with(base, **{key: bad})),
+                    "wrong_type",
+                    [f"'{key}'", "must be"],
+                )
+            )
         for key in keys:
             if key in ttq_format.POSITIVE_KEYS:
-                cases.append(_reject(f"{short}_{key}_zero", op, _encode(_with(base, **{key: 0})),
-                                     "out_of_range", [key]))
+                cases.append(
+                    _reject(
+                        f"{short}_{key}_zero",
+                        op,
+                        _encode(_with(base, **{key: 0})),
+                        "out_of_range",
+                        [key],
+                    )
+                )
     fc, conv, dw = (
         ttq_format.TTQ_FULLY_CONNECTED,
         ttq_format.TTQ_CONV_2D,
@@ -251,34 +303,99 @@ def option_rejects():
     )
     fc_base = FULLY_CONNECTED
     cases += [
-        _reject("fc_in_features_is_float", fc, _encode(_with(fc_base, in_features=300.0)),
-                "wrong_type", ["'in_features'", "must be"]),
-        _reject("fc_in_features_is_bool", fc, _encode(_with(fc_base, in_features=True)),
-                "wrong_type", ["'in_features'", "must be"]),
-        _reject("fc_version_2", fc, _encode(_with(fc_base, version=2)), "unsupported_version",
-                ["format version 2"]),
-        _reject("fc_version_0", fc, _encode(_with(fc_base, version=0)), "unsupported_version",
-                ["format version 0"]),
-        _reject("conv_version_minus_1", conv, _encode(_with(CONV, version=-1)),
-                "unsupported_version", ["format version -1"]),
-        _reject("fc_activation_tanh", fc, _encode(_with(fc_base, activation="TANH")), "bad_enum",
-                ["activation", "'TANH'"]),
-        _reject("conv_activation_lowercase", conv, _encode(_with(CONV, activation="relu")),
-                "bad_enum", ["activation", "'relu'"], "names are case-sensitive"),
-        _reject("conv_padding_full", conv, _encode(_with(CONV, padding="FULL")), "bad_enum",
-                ["padding", "'FULL'"]),
-        _reject("depthwise_padding_lowercase", dw, _encode(_with(DEPTHWISE, padding="same")),
-                "bad_enum", ["padding", "'same'"]),
-        _reject("conv_stride_height_minus_1", conv, _encode(_with(CONV, stride_height=-1)),
-                "out_of_range", ["stride_height", "-1"]),
-        _reject("fc_in_features_int32_max_plus_1", fc,
-                _encode(_with(fc_base, in_features=INT_MAX + 1)), "out_of_range",
-                ["in_features", str(INT_MAX + 1)], "ints are int32, like TFLite's dims"),
-        _reject("fc_in_features_2_pow_40", fc, _encode(_with(fc_base, in_features=2**40)),
-                "out_of_range", ["in_features"]),
-        _reject("depthwise_out_channels_not_in_times_multiplier", dw,
-                _encode(_with(DEPTHWISE, out_channels=5)), "depthwise_channels",
-                ["out_channels (5) must equal in_channels"]),
+        _reject(
+            "fc_in_features_is_float",
+            fc,
+            _encode(_with(fc_base, in_features=300.0)),
+            "wrong_type",
+            ["'in_features'", "must be"],
+        ),
+        _reject(
+            "fc_in_features_is_bool",
+            fc,
+            _encode(_with(fc_base, in_features=True)),
+            "wrong_type",
+            ["'in_features'", "must be"],
+        ),
+        _reject(
+            "fc_version_2",
+            fc,
+            _encode(_with(fc_base, version=2)),
+            "unsupported_version",
+            ["format version 2"],
+        ),
+        _reject(
+            "fc_version_0",
+            fc,
+            _encode(_with(fc_base, version=0)),
+            "unsupported_version",
+            ["format version 0"],
+        ),
+        _reject(
+            "conv_version_minus_1",
+            conv,
+            _encode(_with(CONV, version=-1)),
+            "unsupported_version",
+            ["format version -1"],
+        ),
+        _reject(
+            "fc_activation_tanh",
+            fc,
+            _encode(_with(fc_base, activation="TANH")),
+            "bad_enum",
+            ["activation", "'TANH'"],
+        ),
+        _reject(
+            "conv_activation_lowercase",
+            conv,
+            _encode(_with(CONV, activation="relu")),
+            "bad_enum",
+            ["activation", "'relu'"],
+            "names are case-sensitive",
+        ),
+        _reject(
+            "conv_padding_full",
+            conv,
+            _encode(_with(CONV, padding="FULL")),
+            "bad_enum",
+            ["padding", "'FULL'"],
+        ),
+        _reject(
+            "depthwise_padding_lowercase",
+            dw,
+            _encode(_with(DEPTHWISE, padding="same")),
+            "bad_enum",
+            ["padding", "'same'"],
+        ),
+        _reject(
+            "conv_stride_height_minus_1",
+            conv,
+            _encode(_with(CONV, stride_height=-1)),
+            "out_of_range",
+            ["stride_height", "-1"],
+        ),
+        _reject(
+            "fc_in_features_int32_max_plus_1",
+            fc,
+            _encode(_with(fc_base, in_features=INT_MAX + 1)),
+            "out_of_range",
+            ["in_features", str(INT_MAX + 1)],
+            "ints are int32, like TFLite's dims",
+        ),
+        _reject(
+            "fc_in_features_2_pow_40",
+            fc,
+            _encode(_with(fc_base, in_features=2**40)),
+            "out_of_range",
+            ["in_features"],
+        ),
+        _reject(
+            "depthwise_out_channels_not_in_times_multiplier",
+            dw,
+            _encode(_with(DEPTHWISE, out_channels=5)),
+            "depthwise_channels",
+            ["out_channels (5) must equal in_channels"],
+        ),
     ]
     # Not option values but bytes: no map, a broken map, duplicate keys.
     good = _encode(CONV)
@@ -296,22 +413,33 @@ def option_rejects():
     unterminated[keys._buf._offset] = 1  # the Buf offset of the keys vector's first element
     cases += [
         _reject("empty", conv, [], "missing_options", ["custom options are missing"]),
-        _reject("key_not_nul_terminated", conv, unterminated, "malformed_flexbuffer",
-                ["FlexBuffer"]),
+        _reject(
+            "key_not_nul_terminated", conv, unterminated, "malformed_flexbuffer", ["FlexBuffer"]
+        ),
         _reject("root_is_int", conv, _encode(1), "not_a_map", ["FlexBuffer", "map"]),
         _reject("root_is_vector", conv, _encode([1, 2, 3]), "not_a_map", ["FlexBuffer", "map"]),
-        _reject("root_is_string", conv, _encode("TTQ_CONV_2D"), "not_a_map",
-                ["FlexBuffer", "map"]),
+        _reject("root_is_string", conv, _encode("TTQ_CONV_2D"), "not_a_map", ["FlexBuffer", "map"]),
         _reject("two_bytes", conv, [1, 1], "malformed_flexbuffer", ["FlexBuffer"]),
         _reject("truncated_by_5", conv, good[:-5], "malformed_flexbuffer", ["FlexBuffer"]),
-        _reject("truncated_half", conv, good[: len(good) // 2], "malformed_flexbuffer",
-                ["FlexBuffer"]),
-        _reject("root_byte_width_3", conv, good[:-1] + [3], "malformed_flexbuffer",
-                ["FlexBuffer"]),
-        _reject("root_offset_past_start", conv, good[:-3] + [255, 36, 1],
-                "malformed_flexbuffer", ["FlexBuffer"]),
-        _reject("fc_duplicate_key", fc, _bytes(duplicate.Finish()), "duplicate_key",
-                ["FlexBuffer", "in_features"], "a map holds each key once"),
+        _reject(
+            "truncated_half", conv, good[: len(good) // 2], "malformed_flexbuffer", ["FlexBuffer"]
+        ),
+        _reject("root_byte_width_3", conv, good[:-1] + [3], "malformed_flexbuffer", ["FlexBuffer"]),
+        _reject(
+            "root_offset_past_start",
+            conv,
+            good[:-3] + [255, 36, 1],
+            "malformed_flexbuffer",
+            ["FlexBuffer"],
+        ),
+        _reject(
+            "fc_duplicate_key",
+            fc,
+            _bytes(duplicate.Finish()),
+            "duplicate_key",
+            ["FlexBuffer", "in_features"],
+            "a map holds each key once",
+        ),
     ]
     return cases
 
@@ -363,8 +491,11 @@ def dumps(data):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if the committed file differs from what this script writes")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if the committed file differs from what this script writes",
+    )
     parser.add_argument("--output", default=OUTPUT)
     args = parser.parse_args(argv)
     text = dumps(build())
@@ -375,8 +506,10 @@ def main(argv=None):
         except FileNotFoundError:
             current = None
         if current != text:
-            print(f"{args.output} is out of date: run python scripts/make_format_vectors.py",
-                  file=sys.stderr)
+            print(
+                f"{args.output} is out of date: run python scripts/make_format_vectors.py",
+                file=sys.stderr,
+            )
             return 1
         print(f"{args.output} is up to date")
         return 0

@@ -91,8 +91,10 @@ class FormatVectorsTest(tf.test.TestCase):
                     unpack_codes(np.array(case["codes"], np.uint8), case["k"])
                 for mention in case["mentions"]:
                     self.assertIn(mention, str(raised.exception))
-                self.assertIn(f"row {case['row']}" if "tap" in case else f"[{case['row']}, ",
-                              str(raised.exception))
+                self.assertIn(
+                    f"row {case['row']}" if "tap" in case else f"[{case['row']}, ",
+                    str(raised.exception),
+                )
 
     def testPackingRejectsNonTrits(self):
         for case in self.vectors["packing"]["reject_trits"]:
