@@ -10,7 +10,7 @@ FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 # Pytest workers are not used: TF already uses both cores.
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-python dataset clean delegate test-cpp build-deps
+.PHONY: setup demo test test-python dataset clean delegate test-cpp build-deps test-aarch64
 
 setup: $(SETUP_STAMP) dataset delegate
 
@@ -29,7 +29,7 @@ dataset:
 demo: setup
 	$(PY) -m examples.cifar_resnet --demo --fashion_mnist_dir $(FASHION_MNIST_DIR)
 
-test: setup test-cpp test-python
+test: setup test-cpp test-aarch64 test-python
 
 test-python: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -60,5 +60,23 @@ test-cpp: delegate
 	cmake --build $(DELEGATE_ASAN_BUILD)
 	ctest --test-dir $(DELEGATE_ASAN_BUILD) --output-on-failure
 
+# The delegate and its gtests cross-compiled for aarch64 Linux (g++-aarch64-linux-gnu), run under
+# qemu-aarch64 once per CPU model: cortex-a53 has no dotprod (plain NEON kernels), max has dotprod
+# and i8mm (SDOT kernels). The kernel family each model selected is printed by kernels_test.
+DELEGATE_AARCH64_BUILD := $(DELEGATE_DIR)/build-aarch64
+AARCH64_TOOLCHAIN := $(DELEGATE_DIR)/cmake/aarch64-linux-gnu.cmake
+AARCH64_QEMU_CPUS ?= cortex-a53 max
+
+test-aarch64: delegate
+	cmake -S $(DELEGATE_DIR) -B $(DELEGATE_AARCH64_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/$(AARCH64_TOOLCHAIN) \
+	  -DTTQ_TFLITE_INCLUDE_DIR=$(CURDIR)/$(DELEGATE_BUILD)/tflite_headers/include
+	cmake --build $(DELEGATE_AARCH64_BUILD)
+	set -e; for cpu in $(AARCH64_QEMU_CPUS); do \
+	  echo "== aarch64 ctest under qemu-aarch64 -cpu $$cpu =="; \
+	  QEMU_CPU=$$cpu ctest --test-dir $(DELEGATE_AARCH64_BUILD) --output-on-failure; \
+	done
+
 clean:
-	rm -rf $(VENV) build *.egg-info $(DELEGATE_BUILD) $(DELEGATE_ASAN_BUILD) ttq_keras/lib
+	rm -rf $(VENV) build *.egg-info $(DELEGATE_BUILD) $(DELEGATE_ASAN_BUILD) \
+	  $(DELEGATE_AARCH64_BUILD) ttq_keras/lib
