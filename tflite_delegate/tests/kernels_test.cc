@@ -20,6 +20,13 @@
 #include "core/reference_kernels.h"
 #include "core/thread_pool.h"
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+
+#include <cstdlib>
+#include <iostream>
+#endif
+
 namespace ttq {
 namespace core {
 namespace {
@@ -264,7 +271,7 @@ std::vector<Case> Cases() {
       const Activation act = acts[(i++) % 3];
       for (NumericMode mode : {NumericMode::kExact, NumericMode::kFastInt8}) {
         for (int threads : {1, 2}) {
-          for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+          for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kNeon, Isa::kNeonDotprod}) {
             cases.push_back({s, act, density, mode, threads, isa});
           }
         }
@@ -290,7 +297,9 @@ TEST(CreateKernelTest, PicksBestFamilyAndFallsBack) {
   if (optimized::BestIsa() == Isa::kReference) {
     EXPECT_EQ(name, "reference");
   } else {
-    EXPECT_NE(name.find(optimized::IsaName(optimized::BestIsa())), std::string::npos) << name;
+    // The NEON dotprod family shares the plain NEON exact-mode kernels.
+    const Isa family = optimized::BestIsa() == Isa::kNeonDotprod ? Isa::kNeon : optimized::BestIsa();
+    EXPECT_NE(name.find(optimized::IsaName(family)), std::string::npos) << name;
   }
   std::vector<float> x(10, 1.5f), y(3);
   k->RunFullyConnected(1, x.data(), y.data(), nullptr);
@@ -307,6 +316,56 @@ TEST(CpuFeaturesTest, ConsistentLevels) {
   }
   EXPECT_TRUE(optimized::IsaSupported(Isa::kReference));
 }
+
+#if defined(__aarch64__) && defined(__linux__)
+// Which NEON kernel each op and mode gets on this CPU, printed (make test-aarch64 shows it per
+// qemu -cpu model) and asserted against the CPU's own HWCAP_ASIMDDP bit, read here
+// independently of cpu_features.cc. TTQ_EXPECTED_ISA (set by the Makefile per CPU model) also
+// pins the expected family, so a detection that is wrong on both models cannot pass.
+TEST(NeonDispatchTest, SelectsFamilyFromHwcap) {
+  const bool dotprod = (getauxval(AT_HWCAP) & (1ul << 20)) != 0;
+  const Isa expected = dotprod ? Isa::kNeonDotprod : Isa::kNeon;
+  EXPECT_EQ(optimized::IsaName(optimized::BestIsa()), std::string(optimized::IsaName(expected)));
+  if (const char* env = std::getenv("TTQ_EXPECTED_ISA")) {
+    EXPECT_EQ(std::string(optimized::IsaName(optimized::BestIsa())), env);
+  }
+  EXPECT_TRUE(optimized::IsaSupported(Isa::kNeon));
+  EXPECT_EQ(optimized::IsaSupported(Isa::kNeonDotprod), dotprod);
+  EXPECT_FALSE(optimized::IsaSupported(Isa::kAvx2));
+  std::cout << "[ kernels  ] HWCAP_ASIMDDP=" << dotprod
+            << " best family=" << optimized::IsaName(optimized::BestIsa()) << "\n";
+  struct Expect {
+    Shape shape;
+    NumericMode mode;
+    const char* name;
+  };
+  const Expect expects[] = {
+      {Conv(1, 8, 8, 16, 16, 3, 3, 1, 1, true), NumericMode::kExact, "neon_conv_f32"},
+      {Conv(1, 8, 8, 16, 16, 3, 3, 1, 1, true), NumericMode::kFastInt8,
+       dotprod ? "neon_dotprod_conv_sdot_int8" : "neon_conv_smull_int8"},
+      {Depthwise(1, 8, 8, 16, 1, 3, 3, 1, 1, true), NumericMode::kExact, "neon_depthwise_f32"},
+      {Depthwise(1, 8, 8, 16, 1, 3, 3, 1, 1, true), NumericMode::kFastInt8,
+       "neon_depthwise_smlal_int8"},
+      {Fc(1, 100, 37), NumericMode::kExact, "neon_fc_triplet_lut_f32"},
+      {Fc(1, 100, 37), NumericMode::kFastInt8,
+       dotprod ? "neon_dotprod_fc_bitsliced_sdot_int8" : "neon_fc_nibble_lut_int8"},
+  };
+  for (const Expect& e : expects) {
+    Case c{e.shape, Activation::kNone, 0.5, e.mode, 1, expected};
+    const OpParams p = MakeParams(c);
+    std::mt19937 rng(7);
+    const Weights w = RandomWeights(p.out_channels, RowLength(p), 0.5, &rng);
+    auto k = CreateKernel(p, w.view(), e.mode);
+    const char* op = p.kind == OpKind::kConv2D
+                         ? "TTQ_CONV_2D"
+                         : (p.kind == OpKind::kDepthwiseConv2D ? "TTQ_DEPTHWISE_CONV_2D"
+                                                               : "TTQ_FULLY_CONNECTED");
+    std::cout << "[ kernels  ] " << op << (e.mode == NumericMode::kExact ? " exact" : " fast")
+              << " -> " << k->Name() << "\n";
+    EXPECT_EQ(std::string(k->Name()), e.name) << op;
+  }
+}
+#endif
 
 TEST(ThreadPoolTest, CoversRangeExactlyOnce) {
   for (int threads : {1, 2, 3, 5}) {

@@ -1,0 +1,194 @@
+// Depthwise conv for aarch64 NEON, direct: per output pixel and group of output channels,
+// accumulate the taps through the cached indirection offsets. The input image is first copied
+// with its channels expanded to the output channels (channel c reads input channel
+// c / depth_multiplier) and padded with zeros to a multiple of 8, so every channel group is one
+// contiguous load, for any depth multiplier.
+//   exact: float weights [KH·KW][C_out padded to 8] (PackBlockedFloatWeights), vfmaq_f32 on 4
+//          channels.
+//   fast:  the image quantized with the reference's rule (int8, one scale per image); P and N
+//          0/1 byte planes [KH·KW][C_out padded to 8]; vmlal_s8 into int16 per 8 channels,
+//          widened to int32 every 256 taps; the reference's final expression (bit-exact).
+// Depthwise has no reduction over channels for SDOT to speed up (9 taps per channel), so the
+// dotprod family uses this kernel too.
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "core/optimized/internal.h"
+#include "core/optimized/neon_internal.h"
+#include "core/reference_kernels.h"
+#include "core/thread_pool.h"
+
+namespace ttq {
+namespace core {
+namespace optimized {
+namespace {
+
+inline float32x4_t Activate(Activation a, float32x4_t v) {
+  if (a == Activation::kNone) return v;
+  v = vmaxq_f32(v, vdupq_n_f32(0.0f));
+  if (a == Activation::kRelu6) v = vminq_f32(v, vdupq_n_f32(6.0f));
+  return v;
+}
+
+class DepthwiseNeon final : public TernaryKernel {
+ public:
+  DepthwiseNeon(const OpParams& p, const TernaryWeights& w, NumericMode mode)
+      : p_(p), mode_(mode), taps_(p.kernel_height * p.kernel_width),
+        cpad_(RoundUp(p.out_channels, 8)) {
+    if (mode == NumericMode::kExact) {
+      PackBlockedFloatWeights(w, p.out_channels, taps_, cpad_, &weights_);
+    } else {
+      const size_t bytes = static_cast<size_t>(taps_) * cpad_;
+      weights_.Reserve(2 * bytes);  // [P: taps][cpad], [N: taps][cpad], zero-filled
+      int8_t* planes = weights_.as<int8_t>();
+      for (int c = 0; c < p.out_channels; ++c) {
+        for (int t = 0; t < taps_; ++t) {
+          const int8_t v = w.trits[static_cast<int64_t>(c) * taps_ + t];
+          if (v != 0) planes[(v > 0 ? 0 : bytes) + static_cast<size_t>(t) * cpad_ + c] = 1;
+        }
+      }
+    }
+    PackChannelVector(w.pos_scales, p.out_channels, 8, &pos_);
+    PackChannelVector(w.neg_scales, p.out_channels, 8, &neg_);
+    PackChannelVector(w.bias, p.out_channels, 8, &bias_);
+  }
+
+  void RunConv(const ConvShape& s, const float* input, float* output, ThreadPool* pool) override {
+    offsets_.Update(p_, s);
+    const int64_t in_pixels = static_cast<int64_t>(s.in_height) * s.in_width;
+    const int64_t image = in_pixels * p_.in_channels;
+    const int pixels = s.out_height * s.out_width;
+    const int dm = p_.depth_multiplier;
+    // Expanded image: [batch][in_pixels][cpad_] plus one zero pixel for padding taps.
+    const size_t expanded = static_cast<size_t>(in_pixels * cpad_);
+    const size_t elem = mode_ == NumericMode::kExact ? sizeof(float) : 1;
+    scratch_.Reserve(elem * (expanded * s.batch + cpad_) + in_pixels * p_.in_channels);
+    image_scales_.Reserve(sizeof(float) * s.batch);
+    for (int n = 0; n < s.batch; ++n) {
+      const float* x = input + n * image;
+      if (mode_ == NumericMode::kExact) {
+        float* dst = scratch_.as<float>() + n * expanded;
+        for (int64_t i = 0; i < in_pixels; ++i) {
+          for (int c = 0; c < p_.out_channels; ++c) dst[i * cpad_ + c] = x[i * p_.in_channels + c / dm];
+        }
+      } else {
+        int8_t* q = scratch_.as<int8_t>() + expanded * s.batch + cpad_;  // after the zero pixel
+        image_scales_.as<float>()[n] = QuantizeSymmetricInt8(x, image, q);
+        int8_t* dst = scratch_.as<int8_t>() + n * expanded;
+        for (int64_t i = 0; i < in_pixels; ++i) {
+          for (int c = 0; c < p_.out_channels; ++c) dst[i * cpad_ + c] = q[i * p_.in_channels + c / dm];
+        }
+      }
+    }
+    // The zero pixel (padding taps) after the expanded images.
+    std::memset(scratch_.as<uint8_t>() + elem * expanded * s.batch, 0, elem * cpad_);
+    ParallelFor(pool, s.batch * pixels, [&](int begin, int end) {
+      for (int u = begin; u < end; ++u) {
+        const int n = u / pixels, m = u % pixels;
+        const int32_t* offs = offsets_.data() + static_cast<int64_t>(m) * taps_;
+        float* out = output + static_cast<int64_t>(u) * p_.out_channels;
+        if (mode_ == NumericMode::kExact) {
+          PixelFloat(scratch_.as<float>(), n, expanded * s.batch, expanded, offs, out);
+        } else {
+          PixelInt8(scratch_.as<int8_t>(), n, expanded * s.batch, expanded, offs,
+                    image_scales_.as<float>()[n], out);
+        }
+      }
+    });
+  }
+
+  void RunFullyConnected(int, const float*, float*, ThreadPool*) override {}
+
+  const char* Name() const override {
+    return mode_ == NumericMode::kExact ? "neon_depthwise_f32" : "neon_depthwise_smlal_int8";
+  }
+
+ private:
+  // Row of tap t for image n: the expanded pixel, or the zero pixel at `zero_at`.
+  template <typename T>
+  const T* TapRow(const T* base, int n, size_t zero_at, size_t expanded, int32_t off) const {
+    if (off < 0) return base + zero_at;
+    return base + n * expanded + static_cast<size_t>(off / p_.in_channels) * cpad_;
+  }
+
+  void PixelFloat(const float* base, int n, size_t zero_at, size_t expanded, const int32_t* offs,
+                  float* out) const {
+    const float* w = weights_.as<float>();
+    const float* bias = bias_.as<float>();
+    for (int c = 0; c < cpad_; c += 8) {
+      float32x4_t a0 = vld1q_f32(bias + c), a1 = vld1q_f32(bias + c + 4);
+      for (int t = 0; t < taps_; ++t) {
+        const float* x = TapRow(base, n, zero_at, expanded, offs[t]) + c;
+        const float* wt = w + static_cast<size_t>(t) * cpad_ + c;
+        a0 = vfmaq_f32(a0, vld1q_f32(x), vld1q_f32(wt));
+        a1 = vfmaq_f32(a1, vld1q_f32(x + 4), vld1q_f32(wt + 4));
+      }
+      const int valid = p_.out_channels - c < 8 ? p_.out_channels - c : 8;
+      alignas(16) float tmp[8];
+      vst1q_f32(tmp, Activate(p_.activation, a0));
+      vst1q_f32(tmp + 4, Activate(p_.activation, a1));
+      std::memcpy(out + c, tmp, sizeof(float) * valid);
+    }
+  }
+
+  void PixelInt8(const int8_t* base, int n, size_t zero_at, size_t expanded, const int32_t* offs,
+                 float scale, float* out) const {
+    const int8_t* wp = weights_.as<int8_t>();
+    const int8_t* wn = wp + static_cast<size_t>(taps_) * cpad_;
+    const float* sp = pos_.as<float>();
+    const float* sn = neg_.as<float>();
+    const float* b = bias_.as<float>();
+    for (int c = 0; c < cpad_; c += 8) {
+      int32x4_t p_lo = vdupq_n_s32(0), p_hi = p_lo, n_lo = p_lo, n_hi = p_lo;
+      for (int t0 = 0; t0 < taps_; t0 += 256) {
+        // int16 lanes: at most 256 · 127 = 32512.
+        const int t1 = t0 + 256 < taps_ ? t0 + 256 : taps_;
+        int16x8_t ap = vdupq_n_s16(0), an = ap;
+        for (int t = t0; t < t1; ++t) {
+          const int8x8_t x = vld1_s8(TapRow(base, n, zero_at, expanded, offs[t]) + c);
+          ap = vmlal_s8(ap, x, vld1_s8(wp + static_cast<size_t>(t) * cpad_ + c));
+          an = vmlal_s8(an, x, vld1_s8(wn + static_cast<size_t>(t) * cpad_ + c));
+        }
+        p_lo = vaddw_s16(p_lo, vget_low_s16(ap));
+        p_hi = vaddw_high_s16(p_hi, ap);
+        n_lo = vaddw_s16(n_lo, vget_low_s16(an));
+        n_hi = vaddw_high_s16(n_hi, an);
+      }
+      alignas(16) int32_t sums[2][8];
+      vst1q_s32(sums[0], p_lo);
+      vst1q_s32(sums[0] + 4, p_hi);
+      vst1q_s32(sums[1], n_lo);
+      vst1q_s32(sums[1] + 4, n_hi);
+      const int valid = p_.out_channels - c < 8 ? p_.out_channels - c : 8;
+      for (int o = 0; o < valid; ++o) {
+        const int ch = c + o;
+        // The reference's expression, in its order.
+        const float v = scale * (sp[ch] * static_cast<float>(sums[0][o]) -
+                                 sn[ch] * static_cast<float>(sums[1][o])) +
+                        b[ch];
+        out[ch] = ApplyActivation(p_.activation, v);
+      }
+    }
+  }
+
+  const OpParams p_;
+  const NumericMode mode_;
+  const int taps_, cpad_;
+  AlignedBuffer weights_, pos_, neg_, bias_, scratch_, image_scales_;
+  ConvOffsets offsets_;
+};
+
+}  // namespace
+
+std::unique_ptr<TernaryKernel> CreateDepthwiseNeon(const OpParams& p, const TernaryWeights& w,
+                                                   NumericMode mode) {
+  if (p.kind != OpKind::kDepthwiseConv2D || p.depth_multiplier < 1 || p.in_channels < 1) {
+    return nullptr;
+  }
+  return std::unique_ptr<TernaryKernel>(new DepthwiseNeon(p, w, mode));
+}
+
+}  // namespace optimized
+}  // namespace core
+}  // namespace ttq
