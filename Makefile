@@ -62,19 +62,26 @@ test-cpp: delegate
 
 # The delegate and its gtests cross-compiled for aarch64 Linux (g++-aarch64-linux-gnu), run under
 # qemu-aarch64 once per CPU model: cortex-a53 has no dotprod (plain NEON kernels), max has dotprod
-# and i8mm (SDOT kernels). The kernel family each model selected is printed by kernels_test.
+# and i8mm (SDOT kernels). Each entry is <qemu -cpu model>:<kernel family kernels_test must see
+# selected>; the selected kernel of every op and mode is printed after each ctest run.
 DELEGATE_AARCH64_BUILD := $(DELEGATE_DIR)/build-aarch64
 AARCH64_TOOLCHAIN := $(DELEGATE_DIR)/cmake/aarch64-linux-gnu.cmake
-AARCH64_QEMU_CPUS ?= cortex-a53 max
+AARCH64_QEMU_CPUS ?= cortex-a53:neon max:neon_dotprod
+AARCH64_SYSROOT := /usr/aarch64-linux-gnu
 
 test-aarch64: delegate
 	cmake -S $(DELEGATE_DIR) -B $(DELEGATE_AARCH64_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
 	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/$(AARCH64_TOOLCHAIN) \
 	  -DTTQ_TFLITE_INCLUDE_DIR=$(CURDIR)/$(DELEGATE_BUILD)/tflite_headers/include
 	cmake --build $(DELEGATE_AARCH64_BUILD)
-	set -e; for cpu in $(AARCH64_QEMU_CPUS); do \
-	  echo "== aarch64 ctest under qemu-aarch64 -cpu $$cpu =="; \
-	  QEMU_CPU=$$cpu ctest --test-dir $(DELEGATE_AARCH64_BUILD) --output-on-failure; \
+	set -e; for entry in $(AARCH64_QEMU_CPUS); do \
+	  cpu=$${entry%%:*}; isa=$${entry##*:}; \
+	  echo "== aarch64 ctest under qemu-aarch64 -cpu $$cpu (expects the $$isa kernels) =="; \
+	  QEMU_CPU=$$cpu TTQ_EXPECTED_ISA=$$isa ctest --test-dir $(DELEGATE_AARCH64_BUILD) \
+	    --output-on-failure; \
+	  QEMU_CPU=$$cpu TTQ_EXPECTED_ISA=$$isa qemu-aarch64 -L $(AARCH64_SYSROOT) \
+	    $(DELEGATE_AARCH64_BUILD)/kernels_test --gtest_filter='NeonDispatchTest.*' \
+	    | grep '^\[ kernels'; \
 	done
 
 clean:
