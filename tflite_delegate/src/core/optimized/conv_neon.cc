@@ -10,8 +10,9 @@
 //             dotprod (conv_neon_dotprod.cc): vdotq_s32, tile of 4 pixels;
 //             plain NEON (here): vmull_s8 + vpadalq_s16, tile of 2 pixels, pairs folded at the
 //             end with vpaddq_s32.
-//           Signed q multiplies 0/1 weights, so Σ_P q and Σ_N q come out directly, exactly; the
-//           final expression is the reference's, so fast mode matches it bit for bit.
+//           Signed q multiplies 0/1 weights, so Σ_P q and Σ_N q come out directly and exactly;
+//           the final float expression is the reference's (equal up to the compiler's FMA
+//           contraction of it).
 #include <arm_neon.h>
 
 #include <cstring>

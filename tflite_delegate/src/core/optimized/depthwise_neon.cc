@@ -7,7 +7,7 @@
 //          channels.
 //   fast:  the image quantized with the reference's rule (int8, one scale per image); P and N
 //          0/1 byte planes [KH·KW][C_out padded to 8]; vmlal_s8 into int16 per 8 channels,
-//          widened to int32 every 256 taps; the reference's final expression (bit-exact).
+//          widened to int32 every 256 taps; exact sums, the reference's final expression.
 // Depthwise has no reduction over channels for SDOT to speed up (9 taps per channel), so the
 // dotprod family uses this kernel too.
 #include <arm_neon.h>
@@ -56,6 +56,7 @@ class DepthwiseNeon final : public TernaryKernel {
 
   void RunConv(const ConvShape& s, const float* input, float* output, ThreadPool* pool) override {
     offsets_.Update(p_, s);
+    UpdateTapRows(s);
     const int64_t in_pixels = static_cast<int64_t>(s.in_height) * s.in_width;
     const int64_t image = in_pixels * p_.in_channels;
     const int pixels = s.out_height * s.out_width;
@@ -86,7 +87,7 @@ class DepthwiseNeon final : public TernaryKernel {
     ParallelFor(pool, s.batch * pixels, [&](int begin, int end) {
       for (int u = begin; u < end; ++u) {
         const int n = u / pixels, m = u % pixels;
-        const int32_t* offs = offsets_.data() + static_cast<int64_t>(m) * taps_;
+        const int32_t* offs = tap_rows_.as<int32_t>() + static_cast<int64_t>(m) * taps_;
         float* out = output + static_cast<int64_t>(u) * p_.out_channels;
         if (mode_ == NumericMode::kExact) {
           PixelFloat(scratch_.as<float>(), n, expanded * s.batch, expanded, offs, out);
@@ -105,11 +106,28 @@ class DepthwiseNeon final : public TernaryKernel {
   }
 
  private:
-  // Row of tap t for image n: the expanded pixel, or the zero pixel at `zero_at`.
+  // tap_rows_[m·taps + t]: the expanded-image element offset (pixel · cpad_) of the pixel tap t
+  // of output pixel m reads, or −1 for padding: ConvOffsets divided by in_channels once per
+  // geometry, not per tap.
+  void UpdateTapRows(const ConvShape& s) {
+    if (rows_valid_ && s.in_height == rows_shape_.in_height && s.in_width == rows_shape_.in_width &&
+        s.out_height == rows_shape_.out_height && s.out_width == rows_shape_.out_width &&
+        s.pad_top == rows_shape_.pad_top && s.pad_left == rows_shape_.pad_left) {
+      return;
+    }
+    const int64_t n = static_cast<int64_t>(s.out_height) * s.out_width * taps_;
+    tap_rows_.Reserve(sizeof(int32_t) * static_cast<size_t>(n));
+    const int32_t* src = offsets_.data();
+    int32_t* dst = tap_rows_.as<int32_t>();
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i] < 0 ? -1 : src[i] / p_.in_channels * cpad_;
+    rows_shape_ = s;
+    rows_valid_ = true;
+  }
+
+  // Row of tap offset `off` for image n: the expanded pixel, or the zero pixel at `zero_at`.
   template <typename T>
-  const T* TapRow(const T* base, int n, size_t zero_at, size_t expanded, int32_t off) const {
-    if (off < 0) return base + zero_at;
-    return base + n * expanded + static_cast<size_t>(off / p_.in_channels) * cpad_;
+  static const T* TapRow(const T* base, int n, size_t zero_at, size_t expanded, int32_t off) {
+    return off < 0 ? base + zero_at : base + n * expanded + off;
   }
 
   void PixelFloat(const float* base, int n, size_t zero_at, size_t expanded, const int32_t* offs,
@@ -175,8 +193,10 @@ class DepthwiseNeon final : public TernaryKernel {
   const OpParams p_;
   const NumericMode mode_;
   const int taps_, cpad_;
-  AlignedBuffer weights_, pos_, neg_, bias_, scratch_, image_scales_;
+  AlignedBuffer weights_, pos_, neg_, bias_, scratch_, image_scales_, tap_rows_;
   ConvOffsets offsets_;
+  ConvShape rows_shape_;
+  bool rows_valid_ = false;
 };
 
 }  // namespace

@@ -13,8 +13,8 @@
 //   fast, dotprod:  bit-sliced planes (PackBitSlicedPlanes below): vtstq_u8 turns 16 weight
 //                   bits into 0/−1 bytes and SDOT multiplies them with 16 int8 activations
 //                   (fully_connected_neon_dotprod.cc).
-// Activations are quantized once per row with the reference's rule; the final expression is
-// the reference's, so fast mode matches it bit for bit.
+// Activations are quantized once per row with the reference's rule (QuantizeSymmetricInt8
+// itself); the integer sums are exact and the final float expression is the reference's.
 #include <arm_neon.h>
 
 #include <cstring>
