@@ -11,6 +11,7 @@ FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-python dataset clean delegate test-cpp build-deps test-aarch64
+.PHONY: runtime-matrix aarch64-e2e jni-host tflite-runtime-venv test-runtime-matrix
 
 setup: $(SETUP_STAMP) dataset delegate
 
@@ -84,6 +85,51 @@ test-aarch64: delegate
 	    | grep '^\[ kernels'; \
 	done
 
+# The runtime matrix (issue 8). `make test` runs it inside test-python (pytest), after building:
+# - aarch64-e2e: the aarch64 delegate and tools/tflite_runner (the cross build above) and
+#   TFLite 2.18's C API for aarch64 (pinned Maven artifact) -> tests/aarch64_e2e_test.py
+#   runs the packed test models under qemu-aarch64 -cpu cortex-a53 / max;
+# - jni-host: a host build of the JNI shim and the pinned tensorflow-lite-api classes.jar
+#   -> tests/jni_test.py runs TtqDelegate on the host JVM;
+# - tflite-runtime-venv: tflite_runtime 2.14 with numpy<2 in its own venv
+#   -> tests/tflite_runtime_test.py.
+# LiteRT 2.3 and TF 2.21 tf.lite are in the main venv (tests/delegate_test.py).
+TFLITE_C_API_AARCH64_DIR := $(DELEGATE_AARCH64_BUILD)/tflite_c_api
+DELEGATE_JNI_BUILD := $(DELEGATE_DIR)/build-jni
+TFLITE_RUNTIME_VENV := .venv-tflite-runtime
+TFLITE_RUNTIME_STAMP := $(TFLITE_RUNTIME_VENV)/.ttq-stamp
+
+runtime-matrix: aarch64-e2e jni-host tflite-runtime-venv
+test-python: runtime-matrix
+
+aarch64-e2e: delegate
+	cmake -S $(DELEGATE_DIR) -B $(DELEGATE_AARCH64_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/$(AARCH64_TOOLCHAIN) \
+	  -DTTQ_TFLITE_INCLUDE_DIR=$(CURDIR)/$(DELEGATE_BUILD)/tflite_headers/include
+	cmake --build $(DELEGATE_AARCH64_BUILD) --target ttq_delegate tflite_runner
+	bash scripts/fetch_pinned_artifact.sh tflite-c-api-linux-arm64 $(TFLITE_C_API_AARCH64_DIR)
+
+jni-host: delegate
+	cmake -S $(DELEGATE_DIR) -B $(DELEGATE_JNI_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DTTQ_BUILD_JNI=ON -DTTQ_BUILD_TESTS=OFF -DTTQ_BUILD_TOOLS=OFF \
+	  -DTTQ_TFLITE_INCLUDE_DIR=$(CURDIR)/$(DELEGATE_BUILD)/tflite_headers/include
+	cmake --build $(DELEGATE_JNI_BUILD) --target ttq_delegate_jni
+	bash scripts/fetch_pinned_artifact.sh tflite-java-api $(DELEGATE_JNI_BUILD)/java
+
+tflite-runtime-venv: $(TFLITE_RUNTIME_STAMP)
+
+$(TFLITE_RUNTIME_STAMP): scripts/tflite_runtime_requirements.txt
+	test -x $(TFLITE_RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(TFLITE_RUNTIME_VENV)
+	$(TFLITE_RUNTIME_VENV)/bin/pip install --quiet --upgrade pip
+	$(TFLITE_RUNTIME_VENV)/bin/pip install --quiet -r scripts/tflite_runtime_requirements.txt
+	touch $@
+
+# Only the matrix's own tests (the full suite runs them too).
+test-runtime-matrix: setup runtime-matrix
+	$(PY) -m pytest $(PYTEST_ARGS) tests/aarch64_e2e_test.py tests/jni_test.py \
+	  tests/tflite_runtime_test.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info $(DELEGATE_BUILD) $(DELEGATE_ASAN_BUILD) \
-	  $(DELEGATE_AARCH64_BUILD) ttq_keras/lib
+	  $(DELEGATE_AARCH64_BUILD) ttq_keras/lib \
+	  $(DELEGATE_JNI_BUILD) $(TFLITE_RUNTIME_VENV)

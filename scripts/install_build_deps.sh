@@ -14,6 +14,8 @@ command -v unzip >/dev/null || need+=(unzip)
 [[ -f /usr/include/gtest/gtest.h && -f /usr/src/googletest/CMakeLists.txt ]] || need+=(libgtest-dev)
 command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+# The Java binding's host test (make jni-host, tests/jni_test.py): a JDK for javac, java, jni.h.
+command -v javac >/dev/null || need+=(default-jdk-headless)
 
 if ((${#need[@]})); then
   echo "install_build_deps: installing ${need[*]}" >&2
