@@ -29,9 +29,7 @@ from absl.testing import parameterized
 from tests import runtime_matrix_testutil as rm
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get(
-    "TTQ_AARCH64_BUILD", os.path.join(REPO, "tflite_delegate", "build-aarch64")
-)
+BUILD = os.environ.get("TTQ_AARCH64_BUILD", os.path.join(REPO, "tflite_delegate", "build-aarch64"))
 RUNNER = os.path.join(BUILD, "tools", "tflite_runner")
 DELEGATE = os.path.join(BUILD, "libttq_delegate.so")
 TFLITE_C_API = os.path.join(BUILD, "tflite_c_api", "libjnitensorflowlite.so")
@@ -145,15 +143,17 @@ class Aarch64EndToEndTest(tf.test.TestCase, parameterized.TestCase):
     def testWithoutTheDelegateThePackedModelDoesNotRun(self):
         # Proves the runtime is really running our ops: it cannot resolve them by itself.
         case = rm.packed_case("conv_stack_logits")
-        rc, _, _, stderr = run_aarch64(self._model_file(case), [case.x], "max", delegate=False,
-                                       shapes=[case.x.shape])
+        rc, _, _, stderr = run_aarch64(
+            self._model_file(case), [case.x], "max", delegate=False, shapes=[case.x.shape]
+        )
         self.assertNotEqual(rc, 0)
         self.assertIn("unresolved custom op: TTQ_CONV_2D", stderr)
 
     def testWrongInputSizeIsAClearError(self):
         case = rm.packed_case("conv_stack_logits")
-        rc, _, _, stderr = run_aarch64(self._model_file(case), [case.x[:1]], "cortex-a53",
-                                       shapes=[case.x.shape])
+        rc, _, _, stderr = run_aarch64(
+            self._model_file(case), [case.x[:1]], "cortex-a53", shapes=[case.x.shape]
+        )
         self.assertNotEqual(rc, 0)
         self.assertRegex(stderr, r"input 0 .* has 1600 bytes; expected 3200")
 
@@ -163,8 +163,9 @@ class Aarch64EndToEndTest(tf.test.TestCase, parameterized.TestCase):
         from ttq_keras import delegate as ttq_delegate
 
         case = rm.packed_case("dilated_conv")
-        rc, _, got, stderr = run_aarch64(self._model_file(case), [case.x], "max",
-                                         shapes=[case.x.shape])
+        rc, _, got, stderr = run_aarch64(
+            self._model_file(case), [case.x], "max", shapes=[case.x.shape]
+        )
         self.assertEqual(rc, 0, stderr)
         interpreter = ttq_delegate.Interpreter(model_content=case.packed)
         interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], case.x.shape)

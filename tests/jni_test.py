@@ -39,7 +39,9 @@ class JavaBindingTest(unittest.TestCase):
     def setUpClass(cls):
         cls.javac, cls.java = shutil.which("javac"), shutil.which("java")
         if not (cls.javac and cls.java):
-            raise unittest.SkipTest("no JDK (javac/java); scripts/install_build_deps.sh installs one")
+            raise unittest.SkipTest(
+                "no JDK (javac/java); scripts/install_build_deps.sh installs one"
+            )
         missing = [
             p
             for p in (API_JAR, os.path.join(JNI_LIB_DIR, "libttq_delegate_jni.so"))
@@ -50,8 +52,18 @@ class JavaBindingTest(unittest.TestCase):
         cls.classes = tempfile.mkdtemp(prefix="ttq_java_")
         # --release 8: the language level Android apps compile against.
         proc = subprocess.run(
-            [cls.javac, "-Xlint:all", "-Werror", "--release", "8", "-d", cls.classes,
-             "-cp", API_JAR] + SOURCES,
+            [
+                cls.javac,
+                "-Xlint:all",
+                "-Werror",
+                "--release",
+                "8",
+                "-d",
+                cls.classes,
+                "-cp",
+                API_JAR,
+            ]
+            + SOURCES,
             capture_output=True,
             text=True,
         )
@@ -64,8 +76,14 @@ class JavaBindingTest(unittest.TestCase):
 
     def _java(self, main, library_dir=JNI_LIB_DIR):
         return subprocess.run(
-            [self.java, f"-Djava.library.path={library_dir}", "-Xcheck:jni",
-             "-cp", f"{self.classes}{os.pathsep}{API_JAR}", main],
+            [
+                self.java,
+                f"-Djava.library.path={library_dir}",
+                "-Xcheck:jni",
+                "-cp",
+                f"{self.classes}{os.pathsep}{API_JAR}",
+                main,
+            ],
             capture_output=True,
             text=True,
             timeout=120,
