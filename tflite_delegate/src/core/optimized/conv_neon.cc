@@ -8,8 +8,8 @@
 //           layout: 4 input channels × 4 outputs per 16 bytes); per tap and 4 input channels
 //           the 4 channels of a pixel are broadcast and multiplied with both planes:
 //             dotprod (conv_neon_dotprod.cc): vdotq_s32, tile of 4 pixels;
-//             plain NEON (here): vmull_s8 + vpadalq_s16, tile of 2 pixels, pairs folded at the
-//             end with vpaddq_s32.
+//             plain NEON (here): vmlal_s8 / vmlal_high_s8 into int16, vpadalq_s16 into int32
+//             every 256 steps, tile of 2 pixels.
 //           Signed q multiplies 0/1 weights, so Σ_P q and Σ_N q come out directly and exactly;
 //           the final float expression is the reference's (equal up to the compiler's FMA
 //           contraction of it).
@@ -37,14 +37,23 @@ inline int8x16_t LoadChannels4(const int8_t* p) {
   return vreinterpretq_s8_s32(vdupq_n_s32(v));
 }
 
-// MR pixels × 8 outputs; acc[r][plane·4 + i], i: vector 0/1 of the plane (outputs 0..3, 4..7),
-// split into the low (outputs 0, 1 / 4, 5) and high (2, 3 / 6, 7) halves of vmull.
+// MR pixels × 8 outputs. Vector i of a step: plane P (i = 0, 1) or N (2, 3), outputs 4·(i % 2)
+// + 0..3, 4 input channels each. vmlal_s8 / vmlal_high_s8 accumulate the int16 products of its
+// low half (outputs 0, 1 of the vector) and high half (2, 3) per channel; every 256 steps
+// (|q| ≤ 127: at most 32512 per int16 lane) vpadalq_s16 folds channel pairs into int32, and
+// at the end vpaddq_s32 folds the remaining pairs: lane j = output j's 4-channel sum.
 template <int MR>
 void ConvInt8TileRows(const ConvInt8Args& a, int r0) {
+  constexpr int kFlushSteps = 256;
   int32x4_t lo[MR][4], hi[MR][4];
+  int16x8_t lo16[MR][4], hi16[MR][4];
   for (int r = 0; r < MR; ++r) {
-    for (int i = 0; i < 4; ++i) lo[r][i] = hi[r][i] = vdupq_n_s32(0);
+    for (int i = 0; i < 4; ++i) {
+      lo[r][i] = hi[r][i] = vdupq_n_s32(0);
+      lo16[r][i] = hi16[r][i] = vdupq_n_s16(0);
+    }
   }
+  int used = 0;  // steps accumulated in the int16 lanes
   for (int t = 0; t < a.taps; ++t) {
     const int8_t* x[MR];
     for (int r = 0; r < MR; ++r) {
@@ -52,21 +61,40 @@ void ConvInt8TileRows(const ConvInt8Args& a, int r0) {
       x[r] = off < 0 ? a.zeros : a.image + off;
     }
     const int8_t* w = a.weights + static_cast<size_t>(t) * a.steps * 64;
-    for (int s = 0; s < a.steps; ++s) {
-      int8x16_t wv[4];
-      for (int i = 0; i < 4; ++i) wv[i] = vld1q_s8(w + 64 * s + 16 * i);
-      for (int r = 0; r < MR; ++r) {
-        const int8x16_t xv = LoadChannels4(x[r] + 4 * s);
-        for (int i = 0; i < 4; ++i) {
-          lo[r][i] = vpadalq_s16(lo[r][i], vmull_s8(vget_low_s8(wv[i]), vget_low_s8(xv)));
-          hi[r][i] = vpadalq_s16(hi[r][i], vmull_high_s8(wv[i], xv));
+    for (int s0 = 0; s0 < a.steps;) {
+      const int s1 = a.steps - s0 < kFlushSteps - used ? a.steps : s0 + (kFlushSteps - used);
+      for (int s = s0; s < s1; ++s) {
+        int8x16_t wv[4];
+        for (int i = 0; i < 4; ++i) wv[i] = vld1q_s8(w + 64 * s + 16 * i);
+        for (int r = 0; r < MR; ++r) {
+          const int8x16_t xv = LoadChannels4(x[r] + 4 * s);
+          for (int i = 0; i < 4; ++i) {
+            lo16[r][i] = vmlal_s8(lo16[r][i], vget_low_s8(wv[i]), vget_low_s8(xv));
+            hi16[r][i] = vmlal_high_s8(hi16[r][i], wv[i], xv);
+          }
         }
+      }
+      used += s1 - s0;
+      s0 = s1;
+      if (used == kFlushSteps) {
+        for (int r = 0; r < MR; ++r) {
+          for (int i = 0; i < 4; ++i) {
+            lo[r][i] = vpadalq_s16(lo[r][i], lo16[r][i]);
+            hi[r][i] = vpadalq_s16(hi[r][i], hi16[r][i]);
+            lo16[r][i] = hi16[r][i] = vdupq_n_s16(0);
+          }
+        }
+        used = 0;
       }
     }
   }
   for (int r = 0; r < MR; ++r) {
     int32_t* out = a.sums + (r0 + r) * 16;
-    for (int i = 0; i < 4; ++i) vst1q_s32(out + 4 * i, vpaddq_s32(lo[r][i], hi[r][i]));
+    for (int i = 0; i < 4; ++i) {
+      const int32x4_t l = vpadalq_s16(lo[r][i], lo16[r][i]);
+      const int32x4_t h = vpadalq_s16(hi[r][i], hi16[r][i]);
+      vst1q_s32(out + 4 * i, vpaddq_s32(l, h));
+    }
   }
 }
 
@@ -128,7 +156,7 @@ class ConvNeon final : public TernaryKernel {
 
   const char* Name() const override {
     if (mode_ == NumericMode::kExact) return "neon_conv_f32";
-    return dotprod_ ? "neon_dotprod_conv_sdot_int8" : "neon_conv_smull_int8";
+    return dotprod_ ? "neon_dotprod_conv_sdot_int8" : "neon_conv_smlal_int8";
   }
 
  private:

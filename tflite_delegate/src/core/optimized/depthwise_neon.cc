@@ -1,12 +1,13 @@
 // Depthwise conv for aarch64 NEON, direct: per output pixel and group of output channels,
 // accumulate the taps through the cached indirection offsets. The input image is first copied
 // with its channels expanded to the output channels (channel c reads input channel
-// c / depth_multiplier) and padded with zeros to a multiple of 8, so every channel group is one
-// contiguous load, for any depth multiplier.
+// c / depth_multiplier) and padded with zeros to a multiple of 8 (exact) or 16 (fast), so every
+// channel group is one contiguous load, for any depth multiplier.
 //   exact: float weights [KH·KW][C_out padded to 8] (PackBlockedFloatWeights), vfmaq_f32 on 4
 //          channels.
 //   fast:  the image quantized with the reference's rule (int8, one scale per image); P and N
-//          0/1 byte planes [KH·KW][C_out padded to 8]; vmlal_s8 into int16 per 8 channels,
+//          0/1 byte planes [KH·KW][C_out padded to 16]; vmlal_s8 / vmlal_high_s8 into int16 per
+//          16 channels,
 //          widened to int32 every 256 taps; exact sums, the reference's final expression.
 // Depthwise has no reduction over channels for SDOT to speed up (9 taps per channel), so the
 // dotprod family uses this kernel too.
@@ -35,7 +36,7 @@ class DepthwiseNeon final : public TernaryKernel {
  public:
   DepthwiseNeon(const OpParams& p, const TernaryWeights& w, NumericMode mode)
       : p_(p), mode_(mode), taps_(p.kernel_height * p.kernel_width),
-        cpad_(RoundUp(p.out_channels, 8)) {
+        cpad_(RoundUp(p.out_channels, mode == NumericMode::kExact ? 8 : 16)) {
     if (mode == NumericMode::kExact) {
       PackBlockedFloatWeights(w, p.out_channels, taps_, cpad_, &weights_);
     } else {
@@ -157,28 +158,39 @@ class DepthwiseNeon final : public TernaryKernel {
     const float* sp = pos_.as<float>();
     const float* sn = neg_.as<float>();
     const float* b = bias_.as<float>();
-    for (int c = 0; c < cpad_; c += 8) {
-      int32x4_t p_lo = vdupq_n_s32(0), p_hi = p_lo, n_lo = p_lo, n_hi = p_lo;
+    for (int c = 0; c < cpad_; c += 16) {
+      // 16 channels per step (fast mode pads the channels to a multiple of 16).
+      int32x4_t acc[2][4];  // [P, N][channels 0..3, 4..7, 8..11, 12..15]
+      for (auto& plane : acc) {
+        for (auto& v : plane) v = vdupq_n_s32(0);
+      }
       for (int t0 = 0; t0 < taps_; t0 += 256) {
         // int16 lanes: at most 256 · 127 = 32512.
         const int t1 = t0 + 256 < taps_ ? t0 + 256 : taps_;
-        int16x8_t ap = vdupq_n_s16(0), an = ap;
+        int16x8_t ap0 = vdupq_n_s16(0), ap1 = ap0, an0 = ap0, an1 = ap0;
         for (int t = t0; t < t1; ++t) {
-          const int8x8_t x = vld1_s8(TapRow(base, n, zero_at, expanded, offs[t]) + c);
-          ap = vmlal_s8(ap, x, vld1_s8(wp + static_cast<size_t>(t) * cpad_ + c));
-          an = vmlal_s8(an, x, vld1_s8(wn + static_cast<size_t>(t) * cpad_ + c));
+          const int8x16_t x = vld1q_s8(TapRow(base, n, zero_at, expanded, offs[t]) + c);
+          const int8x16_t p = vld1q_s8(wp + static_cast<size_t>(t) * cpad_ + c);
+          const int8x16_t q = vld1q_s8(wn + static_cast<size_t>(t) * cpad_ + c);
+          ap0 = vmlal_s8(ap0, vget_low_s8(x), vget_low_s8(p));
+          ap1 = vmlal_high_s8(ap1, x, p);
+          an0 = vmlal_s8(an0, vget_low_s8(x), vget_low_s8(q));
+          an1 = vmlal_high_s8(an1, x, q);
         }
-        p_lo = vaddw_s16(p_lo, vget_low_s16(ap));
-        p_hi = vaddw_high_s16(p_hi, ap);
-        n_lo = vaddw_s16(n_lo, vget_low_s16(an));
-        n_hi = vaddw_high_s16(n_hi, an);
+        acc[0][0] = vaddw_s16(acc[0][0], vget_low_s16(ap0));
+        acc[0][1] = vaddw_high_s16(acc[0][1], ap0);
+        acc[0][2] = vaddw_s16(acc[0][2], vget_low_s16(ap1));
+        acc[0][3] = vaddw_high_s16(acc[0][3], ap1);
+        acc[1][0] = vaddw_s16(acc[1][0], vget_low_s16(an0));
+        acc[1][1] = vaddw_high_s16(acc[1][1], an0);
+        acc[1][2] = vaddw_s16(acc[1][2], vget_low_s16(an1));
+        acc[1][3] = vaddw_high_s16(acc[1][3], an1);
       }
-      alignas(16) int32_t sums[2][8];
-      vst1q_s32(sums[0], p_lo);
-      vst1q_s32(sums[0] + 4, p_hi);
-      vst1q_s32(sums[1], n_lo);
-      vst1q_s32(sums[1] + 4, n_hi);
-      const int valid = p_.out_channels - c < 8 ? p_.out_channels - c : 8;
+      alignas(16) int32_t sums[2][16];
+      for (int pl = 0; pl < 2; ++pl) {
+        for (int i = 0; i < 4; ++i) vst1q_s32(sums[pl] + 4 * i, acc[pl][i]);
+      }
+      const int valid = p_.out_channels - c < 16 ? p_.out_channels - c : 16;
       for (int o = 0; o < valid; ++o) {
         const int ch = c + o;
         // The reference's expression, in its order.
