@@ -89,8 +89,9 @@ test-aarch64: delegate
 # - aarch64-e2e: the aarch64 delegate and tools/tflite_runner (the cross build above) and
 #   TFLite 2.18's C API for aarch64 (pinned Maven artifact) -> tests/aarch64_e2e_test.py
 #   runs the packed test models under qemu-aarch64 -cpu cortex-a53 / max;
-# - jni-host: a host build of the JNI shim and the pinned tensorflow-lite-api classes.jar
-#   -> tests/jni_test.py runs TtqDelegate on the host JVM;
+# - jni-host: a host build of the JNI shim, the pinned tensorflow-lite-api classes.jar and the
+#   JavaCPP TFLite 2.18 jars -> tests/jni_test.py runs TtqDelegate on the host JVM, alone and
+#   inside a real TFLite interpreter;
 # - tflite-runtime-venv: tflite_runtime 2.14 with numpy<2 in its own venv
 #   -> tests/tflite_runtime_test.py.
 # LiteRT 2.3 and TF 2.21 tf.lite are in the main venv (tests/delegate_test.py).
@@ -114,7 +115,10 @@ jni-host: delegate
 	  -DTTQ_BUILD_JNI=ON -DTTQ_BUILD_TESTS=OFF -DTTQ_BUILD_TOOLS=OFF \
 	  -DTTQ_TFLITE_INCLUDE_DIR=$(CURDIR)/$(DELEGATE_BUILD)/tflite_headers/include
 	cmake --build $(DELEGATE_JNI_BUILD) --target ttq_delegate_jni
-	bash scripts/fetch_pinned_artifact.sh tflite-java-api $(DELEGATE_JNI_BUILD)/java
+	set -e; for a in tflite-java-api javacpp javacpp-linux-x86_64 tflite-bytedeco \
+	    tflite-bytedeco-linux-x86_64; do \
+	  bash scripts/fetch_pinned_artifact.sh $$a $(DELEGATE_JNI_BUILD)/java; \
+	done
 
 tflite-runtime-venv: $(TFLITE_RUNTIME_STAMP)
 
