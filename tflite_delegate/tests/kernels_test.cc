@@ -417,7 +417,7 @@ TEST(NeonDispatchTest, SelectsFamilyFromHwcap) {
       {Depthwise(1, 8, 8, 16, 1, 3, 3, 1, 1, true), NumericMode::kExact, "neon_depthwise_f32"},
       {Depthwise(1, 8, 8, 16, 1, 3, 3, 1, 1, true), NumericMode::kFastInt8,
        "neon_depthwise_smlal_int8"},
-      {Fc(1, 100, 37), NumericMode::kExact, "neon_fc_triplet_lut_f32"},
+      {Fc(1, 100, 37), NumericMode::kExact, "neon_fc_nibble_lut_f32"},
       {Fc(1, 100, 37), NumericMode::kFastInt8,
        dotprod ? "neon_dotprod_fc_bitsliced_sdot_int8" : "neon_fc_nibble_lut_int8"},
   };

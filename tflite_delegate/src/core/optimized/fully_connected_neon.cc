@@ -1,10 +1,10 @@
-// Fully connected kernels for aarch64 NEON. Weights stay 2 bits per weight or less in memory
-// (≈2.13 in exact mode): batch-1 FC reads every weight once per row and is bound by weight
+// Fully connected kernels for aarch64 NEON. Weights stay 2 bits per weight in memory: batch-1 FC reads every weight once per row and is bound by weight
 // traffic, so no int8 or float copy of the weights exists. Layouts are those of the x86 kernels
 // (docs/kernel_layout.md of issue 9) where they fit NEON:
-//   exact:          triplet planes (PackTripletPlanes): per group of 3 taps an 8-float table of
-//                   the sums of x over every subset, looked up for 4 outputs at once with
-//                   `tbl` (vqtbl2q_u8 on the 32-byte table, byte indices 4·m + 0..3).
+//   exact:          nibble planes (PackNibblePlanes, 2 bits per weight, as fast mode): per group
+//                   of 4 taps a 16-float table of the sums of x over every subset, looked up
+//                   for 4 outputs at once with `tbl` (vqtbl4q_u8 on the 64-byte table, byte
+//                   indices 4·m + 0..3 built from each output's nibble m by another `tbl`).
 //   fast, NEON:     nibble planes (PackNibblePlanes): per group of 4 taps two 16-byte tables of
 //                   the subset sums of the low and high nibbles of u = q + 128 (the TL1 idea:
 //                   vqtbl1q_u8 looks up 4 taps for 16 outputs at once); u8 sums widened to u16
@@ -60,14 +60,12 @@ inline float32x4_t Activate(Activation a, float32x4_t v) {
 
 class FullyConnectedNeon final : public TernaryKernel {
  public:
-  enum class Path { kExactTriplet, kFastNibble, kFastBitSlicedDotprod };
+  enum class Path { kExactNibble, kFastNibble, kFastBitSlicedDotprod };
 
   FullyConnectedNeon(const OpParams& p, const TernaryWeights& w, Path path)
       : in_(p.in_channels), out_(p.out_channels), act_(p.activation), path_(path) {
     switch (path) {
-      case Path::kExactTriplet:
-        PackTripletPlanes(w.trits, out_, in_, &planes_);
-        break;
+      case Path::kExactNibble:
       case Path::kFastNibble:
         PackNibblePlanes(w.trits, out_, in_, &planes_, &counts_);
         break;
@@ -88,7 +86,7 @@ class FullyConnectedNeon final : public TernaryKernel {
       const float* x = input + static_cast<int64_t>(r) * in_;
       float* y = output + static_cast<int64_t>(r) * out_;
       switch (path_) {
-        case Path::kExactTriplet:
+        case Path::kExactNibble:
           RowExact(x, y, pool);
           break;
         case Path::kFastNibble:
@@ -103,8 +101,8 @@ class FullyConnectedNeon final : public TernaryKernel {
 
   const char* Name() const override {
     switch (path_) {
-      case Path::kExactTriplet:
-        return "neon_fc_triplet_lut_f32";
+      case Path::kExactNibble:
+        return "neon_fc_nibble_lut_f32";
       case Path::kFastNibble:
         return "neon_fc_nibble_lut_int8";
       case Path::kFastBitSlicedDotprod:
@@ -114,73 +112,80 @@ class FullyConnectedNeon final : public TernaryKernel {
   }
 
  private:
-  // ---- exact: triplet planes + 8-float subset tables ----------------------------------------
+  // ---- exact: nibble planes + 16-float subset tables ----------------------------------------
+  // tables[16·g + m] = Σ x[4g + i] over the bits i of m (x zero beyond in_), 64 bytes per group
+  // of 4 taps; pair p of the nibble planes uses groups 2p (low nibbles) and 2p + 1 (high).
   void RowExact(const float* x, float* y, ThreadPool* pool) {
-    const int words = (in_ + 29) / 30;
-    const int groups = words * 10;
-    scratch_.Reserve(sizeof(float) * static_cast<size_t>(groups) * 8);
+    const int kp16 = RoundUp(in_, 16);
+    const int groups = kp16 / 4;
+    scratch_.Reserve(sizeof(float) * static_cast<size_t>(groups) * 16);
     float* tables = scratch_.as<float>();
     for (int g = 0; g < groups; ++g) {
-      float v[3];
-      for (int i = 0; i < 3; ++i) v[i] = 3 * g + i < in_ ? x[3 * g + i] : 0.0f;
-      float* t = tables + 8 * g;
-      for (int m = 0; m < 8; ++m) {
-        // Same summation order for every subset: ((x0) + x1) + x2 over the members.
-        float s = 0.0f;
-        for (int i = 0; i < 3; ++i) {
-          if (m & (1 << i)) s += v[i];
-        }
-        t[m] = s;
+      float v[4];
+      for (int i = 0; i < 4; ++i) v[i] = 4 * g + i < in_ ? x[4 * g + i] : 0.0f;
+      float* t = tables + 16 * g;
+      t[0] = 0.0f;
+      for (int m = 1; m < 16; ++m) {
+        const int top = 31 - __builtin_clz(static_cast<unsigned>(m));
+        t[m] = t[m ^ (1 << top)] + v[top];
       }
     }
-    const int tiles = (out_ + 7) / 8;
-    ParallelFor(pool, tiles, [&](int begin, int end) {
-      for (int t = begin; t < end; ++t) ExactTile(tables, words, t, y);
+    const int tiles = (out_ + 31) / 32;
+    ParallelFor(pool, 2 * tiles, [&](int begin, int end) {
+      for (int h = begin; h < end; ++h) ExactHalfTile(tables, kp16 / 8, h / 2, h % 2, y);
     });
   }
 
-  void ExactTile(const float* tables, int words, int tile, float* y) const {
-    const uint8_t* w = planes_.as<uint8_t>() + static_cast<size_t>(tile) * words * 64;
-    const uint32x4_t seven = vdupq_n_u32(7);
-    // Byte b of the float at index m of a 32-byte table is byte 4·m + b.
-    const uint32x4_t byte_of_float = vdupq_n_u32(0x03020100u);
-    float32x4_t ap0 = vdupq_n_f32(0.0f), ap1 = ap0, an0 = ap0, an1 = ap0;
-    for (int word = 0; word < words; ++word) {
-      const uint8_t* ww = w + static_cast<size_t>(word) * 64;
-      uint32x4_t p0 = vld1q_u32(reinterpret_cast<const uint32_t*>(ww));
-      uint32x4_t p1 = vld1q_u32(reinterpret_cast<const uint32_t*>(ww + 16));
-      uint32x4_t n0 = vld1q_u32(reinterpret_cast<const uint32_t*>(ww + 32));
-      uint32x4_t n1 = vld1q_u32(reinterpret_cast<const uint32_t*>(ww + 48));
-      const uint8_t* tb = reinterpret_cast<const uint8_t*>(tables + static_cast<size_t>(word) * 80);
-#pragma GCC unroll 10
-      for (int j = 0; j < 10; ++j) {
-        const uint8x16x2_t table = vld1q_u8_x2(tb + 32 * j);
-        auto lookup = [&](uint32x4_t masks) {
-          const uint32x4_t idx = vmlaq_n_u32(byte_of_float, vandq_u32(masks, seven), 0x04040404u);
-          return vreinterpretq_f32_u8(vqtbl2q_u8(table, vreinterpretq_u8_u32(idx)));
-        };
-        ap0 = vaddq_f32(ap0, lookup(p0));
-        ap1 = vaddq_f32(ap1, lookup(p1));
-        an0 = vaddq_f32(an0, lookup(n0));
-        an1 = vaddq_f32(an1, lookup(n1));
-        p0 = vshrq_n_u32(p0, 3);
-        p1 = vshrq_n_u32(p1, 3);
-        n0 = vshrq_n_u32(n0, 3);
-        n1 = vshrq_n_u32(n1, 3);
+  // Outputs tile·32 + 16·half + 0..15: per pair of 8 taps and plane, each output's nibble m
+  // becomes 4·m in a byte (for all 16 outputs at once), a `tbl` spreads the bytes of outputs
+  // 4j..4j+3 over 4 bytes each, adding 0, 1, 2, 3 gives the byte indices of float m in the
+  // 64-byte table, and vqtbl4q_u8 looks it up: 4 taps × 4 outputs per lookup.
+  void ExactHalfTile(const float* tables, int pairs, int tile, int half, float* y) const {
+    const uint8_t* w = planes_.as<uint8_t>() + static_cast<size_t>(tile) * pairs * 64 + 16 * half;
+    const uint8_t* tb = reinterpret_cast<const uint8_t*>(tables);
+    const uint8x16_t times4_mask = vdupq_n_u8(0x3c);
+    const uint8x16_t byte_of_float = vreinterpretq_u8_u32(vdupq_n_u32(0x03020100u));
+    uint8x16_t spread[4];  // spread[j] byte 4i + b = byte 4j + i
+    for (int j = 0; j < 4; ++j) {
+      alignas(16) uint8_t pattern[16];
+      for (int i = 0; i < 16; ++i) pattern[i] = static_cast<uint8_t>(4 * j + i / 4);
+      spread[j] = vld1q_u8(pattern);
+    }
+    float32x4_t acc[2][4];
+    for (auto& plane : acc) {
+      for (auto& a : plane) a = vdupq_n_f32(0.0f);
+    }
+    for (int pair = 0; pair < pairs; ++pair) {
+      const uint8x16x4_t t_lo = vld1q_u8_x4(tb + static_cast<size_t>(2 * pair) * 64);
+      const uint8x16x4_t t_hi = vld1q_u8_x4(tb + static_cast<size_t>(2 * pair + 1) * 64);
+#pragma GCC unroll 2
+      for (int pl = 0; pl < 2; ++pl) {
+        const uint8x16_t bytes = vld1q_u8(w + static_cast<size_t>(pair) * 64 + 32 * pl);
+        const uint8x16_t lo4 = vandq_u8(vshlq_n_u8(bytes, 2), times4_mask);  // 4·(low nibble)
+        const uint8x16_t hi4 = vandq_u8(vshrq_n_u8(bytes, 2), times4_mask);  // 4·(high nibble)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          const uint8x16_t lo = vaddq_u8(vqtbl1q_u8(lo4, spread[j]), byte_of_float);
+          const uint8x16_t hi = vaddq_u8(vqtbl1q_u8(hi4, spread[j]), byte_of_float);
+          acc[pl][j] = vaddq_f32(acc[pl][j], vreinterpretq_f32_u8(vqtbl4q_u8(t_lo, lo)));
+          acc[pl][j] = vaddq_f32(acc[pl][j], vreinterpretq_f32_u8(vqtbl4q_u8(t_hi, hi)));
+        }
       }
     }
-    const int c = tile * 8;
+    const int c = tile * 32 + 16 * half;
+    if (c >= out_) return;
     const float* sp = pos_.as<float>() + c;
     const float* sn = neg_.as<float>() + c;
     const float* b = bias_.as<float>() + c;
-    float32x4_t v0 = vaddq_f32(vmlsq_f32(vmulq_f32(vld1q_f32(sp), ap0), vld1q_f32(sn), an0),
-                               vld1q_f32(b));
-    float32x4_t v1 = vaddq_f32(vmlsq_f32(vmulq_f32(vld1q_f32(sp + 4), ap1), vld1q_f32(sn + 4), an1),
-                               vld1q_f32(b + 4));
-    alignas(16) float tmp[8];
-    vst1q_f32(tmp, Activate(act_, v0));
-    vst1q_f32(tmp + 4, Activate(act_, v1));
-    const int valid = out_ - c < 8 ? out_ - c : 8;
+    alignas(16) float tmp[16];
+    for (int j = 0; j < 4; ++j) {
+      const float32x4_t v = vaddq_f32(
+          vsubq_f32(vmulq_f32(vld1q_f32(sp + 4 * j), acc[0][j]),
+                    vmulq_f32(vld1q_f32(sn + 4 * j), acc[1][j])),
+          vld1q_f32(b + 4 * j));
+      vst1q_f32(tmp + 4 * j, Activate(act_, v));
+    }
+    const int valid = out_ - c < 16 ? out_ - c : 16;
     std::memcpy(y + c, tmp, sizeof(float) * valid);
   }
 
@@ -334,7 +339,7 @@ std::unique_ptr<TernaryKernel> CreateFullyConnectedNeon(const OpParams& p,
   if (p.kind != OpKind::kFullyConnected || p.in_channels < 1 || p.out_channels < 1) return nullptr;
   using Path = FullyConnectedNeon::Path;
   const Path path = mode == NumericMode::kExact
-                        ? Path::kExactTriplet
+                        ? Path::kExactNibble
                         : (dotprod ? Path::kFastBitSlicedDotprod : Path::kFastNibble);
   return std::unique_ptr<TernaryKernel>(new FullyConnectedNeon(p, w, path));
 }
