@@ -96,7 +96,7 @@ test-aarch64: delegate
 #   -> tests/tflite_runtime_test.py.
 # LiteRT 2.3 and TF 2.21 tf.lite are in the main venv (tests/delegate_test.py).
 TFLITE_C_API_AARCH64_DIR := $(DELEGATE_AARCH64_BUILD)/tflite_c_api
-DELEGATE_JNI_BUILD := $(DELEGATE_DIR)/build-jni
+DELEGATE_JNI_BUILD := $(DELEGATE_BUILD)
 TFLITE_RUNTIME_VENV := .venv-tflite-runtime
 TFLITE_RUNTIME_STAMP := $(TFLITE_RUNTIME_VENV)/.ttq-stamp
 
@@ -110,11 +110,10 @@ aarch64-e2e: delegate
 	cmake --build $(DELEGATE_AARCH64_BUILD) --target ttq_delegate tflite_runner
 	bash scripts/fetch_pinned_artifact.sh tflite-c-api-linux-arm64 $(TFLITE_C_API_AARCH64_DIR)
 
+# The JNI shim is built in the main build (it reuses its core objects): the option stays on.
 jni-host: delegate
-	cmake -S $(DELEGATE_DIR) -B $(DELEGATE_JNI_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
-	  -DTTQ_BUILD_JNI=ON -DTTQ_BUILD_TESTS=OFF -DTTQ_BUILD_TOOLS=OFF \
-	  -DTTQ_TFLITE_INCLUDE_DIR=$(CURDIR)/$(DELEGATE_BUILD)/tflite_headers/include
-	cmake --build $(DELEGATE_JNI_BUILD) --target ttq_delegate_jni
+	cmake -S $(DELEGATE_DIR) -B $(DELEGATE_BUILD) -DTTQ_BUILD_JNI=ON
+	cmake --build $(DELEGATE_BUILD) --target ttq_delegate_jni
 	set -e; for a in tflite-java-api javacpp javacpp-linux-x86_64 tflite-bytedeco \
 	    tflite-bytedeco-linux-x86_64; do \
 	  bash scripts/fetch_pinned_artifact.sh $$a $(DELEGATE_JNI_BUILD)/java; \
@@ -124,7 +123,6 @@ tflite-runtime-venv: $(TFLITE_RUNTIME_STAMP)
 
 $(TFLITE_RUNTIME_STAMP): scripts/tflite_runtime_requirements.txt
 	test -x $(TFLITE_RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(TFLITE_RUNTIME_VENV)
-	$(TFLITE_RUNTIME_VENV)/bin/pip install --quiet --upgrade pip
 	$(TFLITE_RUNTIME_VENV)/bin/pip install --quiet -r scripts/tflite_runtime_requirements.txt
 	touch $@
 
@@ -136,4 +134,4 @@ test-runtime-matrix: setup runtime-matrix
 clean:
 	rm -rf $(VENV) build *.egg-info $(DELEGATE_BUILD) $(DELEGATE_ASAN_BUILD) \
 	  $(DELEGATE_AARCH64_BUILD) ttq_keras/lib \
-	  $(DELEGATE_JNI_BUILD) $(TFLITE_RUNTIME_VENV)
+	  $(TFLITE_RUNTIME_VENV)

@@ -26,7 +26,7 @@ import numpy as np
 from tests import runtime_matrix_testutil as rm
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-JNI_BUILD = os.environ.get("TTQ_JNI_BUILD", os.path.join(REPO, "tflite_delegate", "build-jni"))
+JNI_BUILD = os.environ.get("TTQ_JNI_BUILD", os.path.join(REPO, "tflite_delegate", "build"))
 JNI_LIB_DIR = os.path.join(JNI_BUILD, "jni")
 API_JAR = os.path.join(JNI_BUILD, "java", "tensorflow-lite-api.jar")
 # TFLite 2.18.0's C API for Java (JavaCPP presets), for the end-to-end run.
