@@ -88,7 +88,8 @@ test-aarch64: delegate
 # The runtime matrix (issue 8). `make test` runs it inside test-python (pytest), after building:
 # - aarch64-e2e: the aarch64 delegate and tools/tflite_runner (the cross build above) and
 #   TFLite 2.18's C API for aarch64 (pinned Maven artifact) -> tests/aarch64_e2e_test.py
-#   runs the packed test models under qemu-aarch64 -cpu cortex-a53 / max;
+#   runs the packed test models under qemu-aarch64 -cpu cortex-a53 / max (and the x86 build of
+#   the runner with the x86-64 artifact, without qemu);
 # - jni-host: a host build of the JNI shim, the pinned tensorflow-lite-api classes.jar and the
 #   JavaCPP TFLite 2.18 jars -> tests/jni_test.py runs TtqDelegate on the host JVM, alone and
 #   inside a real TFLite interpreter;
@@ -109,6 +110,8 @@ aarch64-e2e: delegate
 	  -DTTQ_TFLITE_INCLUDE_DIR=$(CURDIR)/$(DELEGATE_BUILD)/tflite_headers/include
 	cmake --build $(DELEGATE_AARCH64_BUILD) --target ttq_delegate tflite_runner
 	bash scripts/fetch_pinned_artifact.sh tflite-c-api-linux-arm64 $(TFLITE_C_API_AARCH64_DIR)
+	cmake --build $(DELEGATE_BUILD) --target tflite_runner
+	bash scripts/fetch_pinned_artifact.sh tflite-c-api-linux-x86_64 $(DELEGATE_BUILD)/tflite_c_api
 
 # The JNI shim is built in the main build (it reuses its core objects): the option stays on.
 jni-host: delegate

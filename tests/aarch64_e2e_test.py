@@ -11,6 +11,7 @@ per mode and CPU model is written to <build>/aarch64_e2e_summary.json.
 
 Needs `make aarch64-e2e` (cross build + runtime fetch; `make test` runs it). Skipped only when
 qemu-aarch64 or the aarch64 sysroot is missing (scripts/install_build_deps.sh installs both).
+X86RunnerTest runs the runner's x86-64 build in the x86-64 build of the same runtime (no qemu).
 """
 
 import ttq_keras  # noqa: F401  isort: skip  (sets TF_USE_LEGACY_KERAS before TF loads)
@@ -174,3 +175,47 @@ class Aarch64EndToEndTest(tf.test.TestCase, parameterized.TestCase):
         interpreter.invoke()
         want = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * case.scale)
+
+
+X86_BUILD = os.path.join(REPO, "tflite_delegate", "build")
+X86_RUNNER = os.path.join(X86_BUILD, "tools", "tflite_runner")
+X86_TFLITE_C_API = os.path.join(X86_BUILD, "tflite_c_api", "libjnitensorflowlite.so")
+
+
+class X86RunnerTest(tf.test.TestCase):
+    """The same runner built for x86-64, in the same TFLite 2.18.0 (linux-x86_64 artifact)."""
+
+    def testConvStackMatchesKeras(self):
+        missing = [p for p in (X86_RUNNER, X86_TFLITE_C_API) if not os.path.isfile(p)]
+        self.assertEqual(missing, [], "run `make aarch64-e2e` (it builds the x86 runner too)")
+        case = rm.packed_case("conv_stack_logits")
+        with tempfile.TemporaryDirectory() as tmp:
+            model, x, y = (os.path.join(tmp, n) for n in ("m.tflite", "x.bin", "y.bin"))
+            with open(model, "wb") as f:
+                f.write(case.packed)
+            case.x.tofile(x)
+            for mode in MODES:
+                with self.subTest(mode=mode):
+                    proc = subprocess.run(
+                        [
+                            X86_RUNNER,
+                            f"--tflite_lib={X86_TFLITE_C_API}",
+                            f"--delegate_lib={os.path.join(X86_BUILD, 'libttq_delegate.so')}",
+                            f"--model={model}",
+                            f"--mode={mode}",
+                            "--num_threads=2",
+                            f"--input_shape={','.join(map(str, case.x.shape))}",
+                            f"--input={x}",
+                            f"--output={y}",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        timeout=120,
+                    )
+                    self.assertEqual(proc.returncode, 0, proc.stderr)
+                    report = json.loads(proc.stdout)
+                    self.assertEqual(report["runtime_version"], "2.18.0")
+                    delegated = [(d["node_index"], d["op_name"]) for d in report["delegated"]]
+                    self.assertEqual(delegated, list(case.ttq_ops))
+                    got = np.fromfile(y, np.float32).reshape(case.want.shape)
+                    self.assertLessEqual(rm.relative_error(got, case), rm.TOLERANCE[mode])
