@@ -10,7 +10,8 @@ FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 # Pytest workers are not used: TF already uses both cores.
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-python dataset clean delegate test-cpp build-deps lint
+.PHONY: setup demo test test-python dataset clean delegate test-cpp build-deps lint test-aarch64
+.PHONY: runtime-matrix aarch64-e2e jni-host tflite-runtime-venv test-runtime-matrix
 
 setup: $(SETUP_STAMP) dataset delegate
 
@@ -29,7 +30,7 @@ dataset:
 demo: setup
 	$(PY) -m examples.cifar_resnet --demo --fashion_mnist_dir $(FASHION_MNIST_DIR)
 
-test: setup lint test-cpp test-python
+test: setup lint test-cpp test-aarch64 test-python
 
 # Check-only lint with the versions pinned in setup.cfg's `lint` extra (black and isort settings:
 # pyproject.toml and setup.cfg; C++ style: tflite_delegate/.clang-format). It changes no file:
@@ -74,5 +75,80 @@ test-cpp: delegate
 	cmake --build $(DELEGATE_ASAN_BUILD)
 	ctest --test-dir $(DELEGATE_ASAN_BUILD) --output-on-failure
 
+# The delegate and its gtests cross-compiled for aarch64 Linux (g++-aarch64-linux-gnu), run under
+# qemu-aarch64 once per CPU model: cortex-a53 has no dotprod (plain NEON kernels), max has dotprod
+# and i8mm (SDOT kernels). Each entry is <qemu -cpu model>:<kernel family kernels_test must see
+# selected>; the selected kernel of every op and mode is printed after each ctest run.
+DELEGATE_AARCH64_BUILD := $(DELEGATE_DIR)/build-aarch64
+AARCH64_TOOLCHAIN := $(DELEGATE_DIR)/cmake/aarch64-linux-gnu.cmake
+AARCH64_QEMU_CPUS ?= cortex-a53:neon max:neon_dotprod
+AARCH64_SYSROOT := /usr/aarch64-linux-gnu
+
+test-aarch64: delegate
+	cmake -S $(DELEGATE_DIR) -B $(DELEGATE_AARCH64_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/$(AARCH64_TOOLCHAIN) \
+	  -DTTQ_TFLITE_INCLUDE_DIR=$(CURDIR)/$(DELEGATE_BUILD)/tflite_headers/include
+	cmake --build $(DELEGATE_AARCH64_BUILD)
+	set -e; for entry in $(AARCH64_QEMU_CPUS); do \
+	  cpu=$${entry%%:*}; isa=$${entry##*:}; \
+	  echo "== aarch64 ctest under qemu-aarch64 -cpu $$cpu (expects the $$isa kernels) =="; \
+	  QEMU_CPU=$$cpu TTQ_EXPECTED_ISA=$$isa ctest --test-dir $(DELEGATE_AARCH64_BUILD) \
+	    --output-on-failure; \
+	  QEMU_CPU=$$cpu TTQ_EXPECTED_ISA=$$isa qemu-aarch64 -L $(AARCH64_SYSROOT) \
+	    $(DELEGATE_AARCH64_BUILD)/kernels_test --gtest_filter='NeonDispatchTest.*' \
+	    | grep '^\[ kernels'; \
+	done
+
+# The runtime matrix (issue 8). `make test` runs it inside test-python (pytest), after building:
+# - aarch64-e2e: the aarch64 delegate and tools/tflite_runner (the cross build above) and
+#   TFLite 2.18's C API for aarch64 (pinned Maven artifact) -> tests/aarch64_e2e_test.py
+#   runs the packed test models under qemu-aarch64 -cpu cortex-a53 / max (and the x86 build of
+#   the runner with the x86-64 artifact, without qemu);
+# - jni-host: a host build of the JNI shim, the pinned tensorflow-lite-api classes.jar and the
+#   JavaCPP TFLite 2.18 jars -> tests/jni_test.py runs TtqDelegate on the host JVM, alone and
+#   inside a real TFLite interpreter;
+# - tflite-runtime-venv: tflite_runtime 2.14 with numpy<2 in its own venv
+#   -> tests/tflite_runtime_test.py.
+# LiteRT 2.3 and TF 2.21 tf.lite are in the main venv (tests/delegate_test.py).
+TFLITE_C_API_AARCH64_DIR := $(DELEGATE_AARCH64_BUILD)/tflite_c_api
+DELEGATE_JNI_BUILD := $(DELEGATE_BUILD)
+TFLITE_RUNTIME_VENV := .venv-tflite-runtime
+TFLITE_RUNTIME_STAMP := $(TFLITE_RUNTIME_VENV)/.ttq-stamp
+
+runtime-matrix: aarch64-e2e jni-host tflite-runtime-venv
+test-python: runtime-matrix
+
+aarch64-e2e: delegate
+	cmake -S $(DELEGATE_DIR) -B $(DELEGATE_AARCH64_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/$(AARCH64_TOOLCHAIN) \
+	  -DTTQ_TFLITE_INCLUDE_DIR=$(CURDIR)/$(DELEGATE_BUILD)/tflite_headers/include
+	cmake --build $(DELEGATE_AARCH64_BUILD) --target ttq_delegate tflite_runner
+	bash scripts/fetch_pinned_artifact.sh tflite-c-api-linux-arm64 $(TFLITE_C_API_AARCH64_DIR)
+	cmake --build $(DELEGATE_BUILD) --target tflite_runner
+	bash scripts/fetch_pinned_artifact.sh tflite-c-api-linux-x86_64 $(DELEGATE_BUILD)/tflite_c_api
+
+# The JNI shim is built in the main build (it reuses its core objects): the option stays on.
+jni-host: delegate
+	cmake -S $(DELEGATE_DIR) -B $(DELEGATE_BUILD) -DTTQ_BUILD_JNI=ON
+	cmake --build $(DELEGATE_BUILD) --target ttq_delegate_jni
+	set -e; for a in tflite-java-api javacpp javacpp-linux-x86_64 tflite-bytedeco \
+	    tflite-bytedeco-linux-x86_64; do \
+	  bash scripts/fetch_pinned_artifact.sh $$a $(DELEGATE_JNI_BUILD)/java; \
+	done
+
+tflite-runtime-venv: $(TFLITE_RUNTIME_STAMP)
+
+$(TFLITE_RUNTIME_STAMP): scripts/tflite_runtime_requirements.txt
+	test -x $(TFLITE_RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(TFLITE_RUNTIME_VENV)
+	$(TFLITE_RUNTIME_VENV)/bin/pip install --quiet -r scripts/tflite_runtime_requirements.txt
+	touch $@
+
+# Only the matrix's own tests (the full suite runs them too).
+test-runtime-matrix: setup runtime-matrix
+	$(PY) -m pytest $(PYTEST_ARGS) tests/aarch64_e2e_test.py tests/jni_test.py \
+	  tests/tflite_runtime_test.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info $(DELEGATE_BUILD) $(DELEGATE_ASAN_BUILD) ttq_keras/lib
+	rm -rf $(VENV) build *.egg-info $(DELEGATE_BUILD) $(DELEGATE_ASAN_BUILD) \
+	  $(DELEGATE_AARCH64_BUILD) ttq_keras/lib \
+	  $(TFLITE_RUNTIME_VENV)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the C++ delegate build needs, only when one is missing:
-# cmake, ninja, g++, GoogleTest, Maven (to fetch the TFLite headers) and unzip.
+# cmake, ninja, g++, GoogleTest, Maven (to fetch the TFLite headers) and unzip; for the aarch64
+# cross build (make test-aarch64): g++-aarch64-linux-gnu and qemu-user. The aarch64 GoogleTest is
+# built from /usr/src/googletest (installed by libgtest-dev) inside the cross build.
 set -euo pipefail
 
 need=()
@@ -9,7 +11,11 @@ command -v ninja >/dev/null || need+=(ninja-build)
 command -v g++ >/dev/null || need+=(g++)
 command -v mvn >/dev/null || need+=(maven)
 command -v unzip >/dev/null || need+=(unzip)
-[[ -f /usr/include/gtest/gtest.h ]] || need+=(libgtest-dev)
+[[ -f /usr/include/gtest/gtest.h && -f /usr/src/googletest/CMakeLists.txt ]] || need+=(libgtest-dev)
+command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+# The Java binding's host test (make jni-host, tests/jni_test.py): a JDK for javac, java, jni.h.
+command -v javac >/dev/null || need+=(default-jdk-headless)
 
 if ((${#need[@]})); then
   echo "install_build_deps: installing ${need[*]}" >&2

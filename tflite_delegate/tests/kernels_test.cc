@@ -20,6 +20,13 @@
 #include "core/reference_kernels.h"
 #include "core/thread_pool.h"
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+
+#include <cstdlib>
+#include <iostream>
+#endif
+
 namespace ttq {
 namespace core {
 namespace {
@@ -264,7 +271,7 @@ std::vector<Case> Cases() {
       const Activation act = acts[(i++) % 3];
       for (NumericMode mode : {NumericMode::kExact, NumericMode::kFastInt8}) {
         for (int threads : {1, 2}) {
-          for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+          for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kNeon, Isa::kNeonDotprod}) {
             cases.push_back({s, act, density, mode, threads, isa});
           }
         }
@@ -290,7 +297,9 @@ TEST(CreateKernelTest, PicksBestFamilyAndFallsBack) {
   if (optimized::BestIsa() == Isa::kReference) {
     EXPECT_EQ(name, "reference");
   } else {
-    EXPECT_NE(name.find(optimized::IsaName(optimized::BestIsa())), std::string::npos) << name;
+    // The NEON dotprod family shares the plain NEON exact-mode kernels.
+    const Isa family = optimized::BestIsa() == Isa::kNeonDotprod ? Isa::kNeon : optimized::BestIsa();
+    EXPECT_NE(name.find(optimized::IsaName(family)), std::string::npos) << name;
   }
   std::vector<float> x(10, 1.5f), y(3);
   k->RunFullyConnected(1, x.data(), y.data(), nullptr);
@@ -307,6 +316,127 @@ TEST(CpuFeaturesTest, ConsistentLevels) {
   }
   EXPECT_TRUE(optimized::IsaSupported(Isa::kReference));
 }
+
+// Accumulator limits: every input at ±max|x| (q = ±127, u = q + 128 = 255 or 1) and every weight
+// nonzero, over rows long enough to cross each kernel's widening points (u8 → u16 every 16
+// taps, u16/int16 → int32 every 256 taps or 64 steps). Random inputs never get near them. Fast
+// mode only: exact mode has no integer accumulators (and float sums of thousands of same-sign
+// terms drift past the sweep's 1e-5 relative tolerance, as any float GEMM does).
+TEST(KernelLimitsTest, SaturatedInputsAndAllNonzeroWeights) {
+  const Shape shapes[] = {
+      Fc(2, 9216, 33),
+      Depthwise(2, 18, 18, 3, 2, 17, 17, 1, 1, true),  // 289 taps
+      Conv(2, 4, 5, 300, 9, 3, 3, 1, 1, true),
+  };
+  int families = 0;
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kNeon, Isa::kNeonDotprod}) {
+    if (!optimized::IsaSupported(isa)) continue;
+    ++families;
+    for (const Shape& shape : shapes) {
+      {
+        const NumericMode mode = NumericMode::kFastInt8;
+        const Case c{shape, Activation::kNone, 1.0, mode, 2, isa};
+        const OpParams p = MakeParams(c);
+        const int64_t k = RowLength(p);
+        Weights w;
+        for (int ch = 0; ch < p.out_channels; ++ch) {
+          // Channels alternate all +1 / all −1 (and one mixed), so both planes saturate.
+          for (int64_t t = 0; t < k; ++t) {
+            w.trits.push_back(ch % 3 == 2 ? (t % 2 ? 1 : -1) : (ch % 3 == 0 ? 1 : -1));
+          }
+          w.pos.push_back(1.0f + 0.01f * ch);
+          w.neg.push_back(0.5f + 0.01f * ch);
+          w.bias.push_back(0.25f);
+        }
+        const bool conv = p.kind != OpKind::kFullyConnected;
+        ConvShape cs;
+        std::string error;
+        if (conv) {
+          ASSERT_TRUE(ComputeConvShape(p, shape.batch, shape.h, shape.w, &cs, &error)) << error;
+        }
+        const int64_t per_unit = conv ? static_cast<int64_t>(shape.h) * shape.w * shape.cin : shape.cin;
+        std::vector<float> x(static_cast<size_t>(per_unit * shape.batch));
+        // Unit 0 all +3 (q = +127), unit 1 all −3 (q = −127).
+        for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int64_t>(i) < per_unit ? 3.0f : -3.0f;
+        const size_t out_size =
+            conv ? static_cast<size_t>(cs.batch) * cs.out_height * cs.out_width * p.out_channels
+                 : static_cast<size_t>(shape.batch) * p.out_channels;
+        std::vector<float> y(out_size, std::nanf("")), y_ref(out_size);
+        auto kernel = optimized::CreateKernelForIsa(p, w.view(), mode, isa);
+        ASSERT_NE(kernel, nullptr);
+        auto ref = CreateReferenceKernel(p, w.view(), mode);
+        ThreadPool pool(2);
+        if (conv) {
+          ref->RunConv(cs, x.data(), y_ref.data(), nullptr);
+          kernel->RunConv(cs, x.data(), y.data(), &pool);
+        } else {
+          ref->RunFullyConnected(shape.batch, x.data(), y_ref.data(), nullptr);
+          kernel->RunFullyConnected(shape.batch, x.data(), y.data(), &pool);
+        }
+        const std::vector<float> mag = Magnitude(p, w, x, shape.batch, conv ? &cs : nullptr, out_size);
+        int bad = 0;
+        for (size_t i = 0; i < out_size; ++i) {
+          if (!(std::fabs(static_cast<double>(y[i]) - y_ref[i]) <= 1e-5 * mag[i] + 1e-6) && ++bad <= 3) {
+            ADD_FAILURE() << kernel->Name() << " element " << i << ": got " << y[i] << ", reference "
+                          << y_ref[i];
+          }
+        }
+        EXPECT_EQ(bad, 0) << kernel->Name() << " (" << optimized::IsaName(isa) << ")";
+      }
+    }
+  }
+  if (families == 0) GTEST_SKIP() << "no optimized kernel family on this CPU";
+}
+
+#if defined(__aarch64__) && defined(__linux__)
+// Which NEON kernel each op and mode gets on this CPU, printed (make test-aarch64 shows it per
+// qemu -cpu model) and asserted against the CPU's own HWCAP_ASIMDDP bit, read here
+// independently of cpu_features.cc. TTQ_EXPECTED_ISA (set by the Makefile per CPU model) also
+// pins the expected family, so a detection that is wrong on both models cannot pass.
+TEST(NeonDispatchTest, SelectsFamilyFromHwcap) {
+  const bool dotprod = (getauxval(AT_HWCAP) & (1ul << 20)) != 0;
+  const Isa expected = dotprod ? Isa::kNeonDotprod : Isa::kNeon;
+  EXPECT_EQ(optimized::IsaName(optimized::BestIsa()), std::string(optimized::IsaName(expected)));
+  if (const char* env = std::getenv("TTQ_EXPECTED_ISA")) {
+    EXPECT_EQ(std::string(optimized::IsaName(optimized::BestIsa())), env);
+  }
+  EXPECT_TRUE(optimized::IsaSupported(Isa::kNeon));
+  EXPECT_EQ(optimized::IsaSupported(Isa::kNeonDotprod), dotprod);
+  EXPECT_FALSE(optimized::IsaSupported(Isa::kAvx2));
+  std::cout << "[ kernels  ] HWCAP_ASIMDDP=" << dotprod
+            << " best family=" << optimized::IsaName(optimized::BestIsa()) << "\n";
+  struct Expect {
+    Shape shape;
+    NumericMode mode;
+    const char* name;
+  };
+  const Expect expects[] = {
+      {Conv(1, 8, 8, 16, 16, 3, 3, 1, 1, true), NumericMode::kExact, "neon_conv_f32"},
+      {Conv(1, 8, 8, 16, 16, 3, 3, 1, 1, true), NumericMode::kFastInt8,
+       dotprod ? "neon_dotprod_conv_sdot_int8" : "neon_conv_smlal_int8"},
+      {Depthwise(1, 8, 8, 16, 1, 3, 3, 1, 1, true), NumericMode::kExact, "neon_depthwise_f32"},
+      {Depthwise(1, 8, 8, 16, 1, 3, 3, 1, 1, true), NumericMode::kFastInt8,
+       "neon_depthwise_smlal_int8"},
+      {Fc(1, 100, 37), NumericMode::kExact, "neon_fc_nibble_lut_f32"},
+      {Fc(1, 100, 37), NumericMode::kFastInt8,
+       dotprod ? "neon_dotprod_fc_bitsliced_sdot_int8" : "neon_fc_nibble_lut_int8"},
+  };
+  for (const Expect& e : expects) {
+    Case c{e.shape, Activation::kNone, 0.5, e.mode, 1, expected};
+    const OpParams p = MakeParams(c);
+    std::mt19937 rng(7);
+    const Weights w = RandomWeights(p.out_channels, RowLength(p), 0.5, &rng);
+    auto k = CreateKernel(p, w.view(), e.mode);
+    const char* op = p.kind == OpKind::kConv2D
+                         ? "TTQ_CONV_2D"
+                         : (p.kind == OpKind::kDepthwiseConv2D ? "TTQ_DEPTHWISE_CONV_2D"
+                                                               : "TTQ_FULLY_CONNECTED");
+    std::cout << "[ kernels  ] " << op << (e.mode == NumericMode::kExact ? " exact" : " fast")
+              << " -> " << k->Name() << "\n";
+    EXPECT_EQ(std::string(k->Name()), e.name) << op;
+  }
+}
+#endif
 
 TEST(ThreadPoolTest, CoversRangeExactlyOnce) {
   for (int threads : {1, 2, 3, 5}) {

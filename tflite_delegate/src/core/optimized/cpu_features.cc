@@ -11,6 +11,10 @@
 #include <cpuid.h>
 #endif
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#define TTQ_AARCH64_LINUX 1
+#include <sys/auxv.h>
+#endif
 
 namespace ttq {
 namespace core {
@@ -66,6 +70,18 @@ CpuFeatures Detect() {
   }
   return f;
 }
+#elif defined(TTQ_AARCH64_LINUX)
+CpuFeatures Detect() {
+  // Bits of the Linux arm64 ABI (asm/hwcap.h), spelled out for older headers.
+  constexpr unsigned long kHwcapAsimd = 1ul << 1, kHwcapAsimddp = 1ul << 20;
+  constexpr unsigned long kHwcap2I8mm = 1ul << 13;
+  const unsigned long hwcap = getauxval(AT_HWCAP), hwcap2 = getauxval(AT_HWCAP2);
+  CpuFeatures f;
+  f.neon = (hwcap & kHwcapAsimd) != 0;
+  f.neon_dotprod = f.neon && (hwcap & kHwcapAsimddp) != 0;
+  f.i8mm = f.neon && (hwcap2 & kHwcap2I8mm) != 0;
+  return f;
+}
 #else
 CpuFeatures Detect() { return CpuFeatures(); }
 #endif
@@ -75,6 +91,9 @@ Isa CpuBest() {
 #if defined(TTQ_X86_64) && !defined(TTQ_NO_X86_KERNELS)
   if (f.avx2 && f.fma && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq) return Isa::kAvx512;
   if (f.avx2 && f.fma) return Isa::kAvx2;
+#elif defined(TTQ_AARCH64_LINUX) && defined(TTQ_HAVE_NEON_KERNELS)
+  if (f.neon_dotprod) return Isa::kNeonDotprod;
+  if (f.neon) return Isa::kNeon;
 #else
   (void)f;
 #endif
@@ -96,11 +115,22 @@ const char* IsaName(Isa isa) {
       return "avx2";
     case Isa::kAvx512:
       return "avx512";
+    case Isa::kNeon:
+      return "neon";
+    case Isa::kNeonDotprod:
+      return "neon_dotprod";
   }
   return "?";
 }
 
-bool IsaSupported(Isa isa) { return static_cast<int>(isa) <= static_cast<int>(CpuBest()); }
+bool IsaSupported(Isa isa) {
+  // Levels compare only within one architecture: kNeon* are above kAvx* in the enum.
+  const Isa best = CpuBest();
+  const bool arm_level = isa == Isa::kNeon || isa == Isa::kNeonDotprod;
+  const bool arm_best = best == Isa::kNeon || best == Isa::kNeonDotprod;
+  if (isa != Isa::kReference && arm_level != arm_best) return false;
+  return static_cast<int>(isa) <= static_cast<int>(best);
+}
 
 Isa BestIsa() {
   static const Isa best = [] {
@@ -110,6 +140,7 @@ Isa BestIsa() {
       Isa cap = isa;
       if (std::strcmp(env, "reference") == 0) cap = Isa::kReference;
       if (std::strcmp(env, "avx2") == 0) cap = Isa::kAvx2;
+      if (std::strcmp(env, "neon") == 0) cap = Isa::kNeon;
       if (static_cast<int>(cap) < static_cast<int>(isa)) isa = cap;
     }
     return isa;

@@ -2,14 +2,17 @@
 // reference kernel for anything without an optimized kernel. Compiled for the baseline ISA.
 //
 // Families: x86-64 AVX-512 (F/BW/VL/DQ, VNNI used when present) > AVX2+FMA > reference.
-// A future arm64 NEON family would add fully_connected_neon.cc etc., an Isa::kNeon and one more
-// branch below; non-x86 builds compile only this file, pack.cc and cpu_features.cc.
+// aarch64: NEON with SDOT (HWCAP_ASIMDDP) > plain NEON > reference (*_neon.cc, neon_internal.h).
+// Other builds compile only this file, pack.cc and cpu_features.cc.
 #include <cstdio>
 #include <cstdlib>
 
 #include "core/kernel.h"
 #include "core/optimized/cpu_features.h"
 #include "core/optimized/internal.h"
+#ifdef TTQ_HAVE_NEON_KERNELS
+#include "core/optimized/neon_internal.h"
+#endif
 #include "core/reference_kernels.h"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && !defined(TTQ_NO_X86_KERNELS)
@@ -49,6 +52,11 @@ std::unique_ptr<TernaryKernel> CreateKernelForIsa(const OpParams& params,
       case OpKind::kDepthwiseConv2D:
         return CreateDepthwiseAvx2(params, weights, mode);
     }
+  }
+#endif
+#ifdef TTQ_HAVE_NEON_KERNELS
+  if (isa == Isa::kNeon || isa == Isa::kNeonDotprod) {
+    return CreateNeonKernel(params, weights, mode, isa == Isa::kNeonDotprod);
   }
 #endif
   return nullptr;

@@ -4,8 +4,8 @@
 # Only the *_avx2.cc / *_avx512.cc files get ISA flags; everything that runs before the cpuid
 # dispatch (dispatch.cc, cpu_features.cc, pack.cc, thread_pool.cc) is compiled for the baseline,
 # so the library loads and falls back to the reference kernels on any x86-64 CPU.
-# Non-x86 targets compile only the portable files (CreateKernel returns the reference kernel);
-# an arm64 NEON family would add its *_neon.cc files in the aarch64 branch.
+# aarch64 adds the NEON families (sources_neon.cmake); other targets compile only the portable
+# files (CreateKernel returns the reference kernel).
 set(_ttq_opt_dir src/core/optimized)
 set(TTQ_OPTIMIZED_SOURCES
   ${_ttq_opt_dir}/dispatch.cc
@@ -31,6 +31,8 @@ if(_ttq_is_x86_64 AND NOT MSVC)
   set_source_files_properties(${_ttq_opt_dir}/dispatch.cc PROPERTIES COMPILE_DEFINITIONS
     "TTQ_HAVE_AVX512_KERNELS=1")
   list(APPEND TTQ_OPTIMIZED_SOURCES ${_ttq_avx2_sources} ${_ttq_avx512_sources})
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$" AND NOT MSVC)
+  include(${CMAKE_CURRENT_LIST_DIR}/sources_neon.cmake)
 else()
   # No ISA kernels in this build: dispatch and the ISA levels report the reference only.
   set_source_files_properties(${_ttq_opt_dir}/dispatch.cc ${_ttq_opt_dir}/cpu_features.cc
