@@ -254,9 +254,8 @@ class FullyConnectedAvx2 final : public TernaryKernel {
   // One pair: 8 taps x 32 outputs x 2 planes (w: P then N, 32 bytes each; tb: the lo/hi
   // tables of groups 2·pair and 2·pair + 1). Written in asm with a fixed order: from
   // intrinsics GCC 12 regrouped the 16 lookups of a chunk into a tree and spilled 10 of them
-  // (97 instructions per 512 weights instead of 68). 24 instructions:
-  //   2 loads, 2 shifts, 4 masks, 4 table broadcasts, 8 vpshufb, 8 vpaddb (asm counts 28
-  //   because the loads fold into nothing: P and N are loaded once and reused).
+  // (97 instructions per 512 weights). 28 instructions per 256 weights: 2 weight loads,
+  //   2 shifts, 4 masks, 4 table broadcasts, 8 vpshufb, 8 vpaddb.
   static inline __attribute__((always_inline)) void LookupPair(const uint8_t* w,
                                                                const uint8_t* tb, __m256i low4,
                                                                __m256i& lp, __m256i& hp,
