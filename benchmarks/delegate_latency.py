@@ -8,15 +8,18 @@ For CIFAR ResNet-20 and the AlexNet FC stack (9216 -> 4096 -> 4096 -> 1000) this
   3. writes  <out>/<model>_float.tflite   (the float model, builtin ops),
              <out>/<model>_int8.tflite    (TFLite full-integer PTQ, representative dataset),
              <out>/<model>_packed.tflite  (ttq_keras.convert, docs/format.md),
-  4. times, in this one process, the median of --runs invocations of
-       packed + ttq delegate (exact and fast mode)  via ttq_keras.Interpreter,
+  4. builds, in this one process, every configuration at every thread count:
+       packed + ttq delegate (exact and fast mode)  via ttq_keras.Interpreter (defaults),
        float and int8 under the stock LiteRT interpreter (XNNPACK applied by default),
-     at 1 and 2 threads, and prints a table with the ratios the project targets:
-       ResNet-20: exact / XNNPACK float <= 1.0, fast / XNNPACK int8 <= 1.0
-       AlexNet FC: fast / XNNPACK int8 <= 0.5
+     and times them interleaved (each round invokes each interpreter once, --runs rounds,
+     --repeats times), printing medians and the ratios the project targets (issue 9):
+       ResNet-20: exact / XNNPACK float <= 0.9, fast / XNNPACK int8 <= 1.0, 2 threads <= 0.65x
+         the delegate's own 1-thread time
+       AlexNet FC: fast / XNNPACK int8 <= 0.35; resident weight memory <= 2.1 bits per weight
+         (RSS growth from creating the interpreter, printed after the table).
 
     .venv/bin/python benchmarks/delegate_latency.py [--runs 200] [--threads 1,2]
-        [--models resnet20,alexnet_fc] [--out /tmp/ttq_bench] [--markdown]
+        [--models resnet20,alexnet_fc] [--out /tmp/ttq_bench] [--markdown] [--repeats 3]
         [--no-default-delegates]
 
 --no-default-delegates runs the packed model's other ops (ADD, MEAN, ...) on TFLite's builtin
@@ -108,7 +111,13 @@ def write_models(name, out_dir, rng):
     q_model = ttq_keras.quantize_model(model, keep_first_and_last_float=False, scale_init="data")
     float_model = ttq_keras.to_float_model(q_model)  # same graph, ternary values as float
 
-    paths = {}
+    paths = {
+        "ternary_weights": sum(
+            int(np.prod(layer.get_weights()[0].shape))
+            for layer in model.layers
+            if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D))
+        )
+    }
     conv = tf.lite.TFLiteConverter.from_keras_model(float_model)
     paths["float"] = _write(out_dir, f"{name}_float.tflite", conv.convert())
 
@@ -175,19 +184,55 @@ def delegate_interpreter(path, threads, mode, no_default_delegates=False):
     )
 
 
-def time_interpreter(interp, shape, runs, warmup=20):
+def _prepared(interp, shape, warmup=20):
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]
     x = np.random.default_rng(0).normal(0, 1, shape).astype(np.float32)
     interp.set_tensor(inp["index"], x)
     for _ in range(warmup):
         interp.invoke()
-    times = []
+    return interp
+
+
+def time_interleaved(interpreters, runs):
+    """{name: (median ms, min ms)}: every round invokes every interpreter once, in turn, so a
+    burst of load from other processes hits all of them alike."""
+    times = {name: [] for name in interpreters}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        interp.invoke()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3, min(times) * 1e3
+        for name, interp in interpreters.items():
+            t0 = time.perf_counter()
+            interp.invoke()
+            times[name].append(time.perf_counter() - t0)
+    return {n: (statistics.median(t) * 1e3, min(t) * 1e3) for n, t in times.items()}
+
+
+def time_interpreter(interp, shape, runs, warmup=20):
+    return time_interleaved({"x": _prepared(interp, shape, warmup)}, runs)["x"]
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_weight_bytes(model_bytes, shape, mode, threads=1):
+    """RSS growth of this process from creating, allocating and running the packed model
+    through the delegate (the model's bytes are already resident and not counted): the
+    kernels' resident weights, plus the small activation arena and scratch."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc_trim(0)
+    before = _rss_bytes()
+    interp = _prepared(delegate_interpreter_bytes(model_bytes, threads, mode), shape, warmup=1)
+    libc.malloc_trim(0)
+    after = _rss_bytes()
+    del interp
+    return after - before
+
+
+def delegate_interpreter_bytes(model_bytes, threads, mode):
+    return _delegate_interpreter_class()(model_content=model_bytes, num_threads=threads, mode=mode)
 
 
 def cpu_model():
@@ -208,6 +253,8 @@ def main(argv=None):
     ap.add_argument("--models", default="resnet20,alexnet_fc")
     ap.add_argument("--out", default="/tmp/ttq_bench")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table too")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="repeat the interleaved measurement; the table shows the spread")
     ap.add_argument(
         "--no-default-delegates",
         action="store_true",
@@ -228,24 +275,45 @@ def main(argv=None):
         paths, shape = write_models(name, args.out, rng)
         if paths.get("packed") is None:
             print(f"[{name}] packed model unavailable: {paths.get('packed_error')}")
+        # Every configuration of this model (both runtimes' files, both delegate modes, every
+        # thread count) is built first and timed interleaved, round by round.
+        interps = {}
         for nt in threads:
-            r = {"model": name, "threads": nt}
-            r["float"] = time_interpreter(stock_interpreter(paths["float"], nt), shape, args.runs)
-            r["int8"] = time_interpreter(stock_interpreter(paths["int8"], nt), shape, args.runs)
+            interps[("float", nt)] = _prepared(stock_interpreter(paths["float"], nt), shape)
+            interps[("int8", nt)] = _prepared(stock_interpreter(paths["int8"], nt), shape)
             for mode in ("exact", "fast"):
                 if has_delegate and paths.get("packed"):
                     try:
                         interp = delegate_interpreter(
                             paths["packed"], nt, mode, args.no_default_delegates
                         )
-                        r[mode] = time_interpreter(interp, shape, args.runs)
+                        interps[(mode, nt)] = _prepared(interp, shape)
                     except Exception as e:  # noqa: BLE001
                         print(f"[{name}] delegate ({mode}) failed: {type(e).__name__}: {e}")
-                        r[mode] = None
-                else:
-                    r[mode] = None
-            rows.append(r)
-            _print_row(r)
+        repeats = []
+        for rep in range(args.repeats):
+            t = time_interleaved(interps, args.runs)
+            reps = []
+            for nt in threads:
+                r = {"model": name, "threads": nt, "repeat": rep}
+                for kind in ("float", "int8", "exact", "fast"):
+                    r[kind] = t.get((kind, nt))
+                r["exact_1t"] = t.get(("exact", threads[0]))
+                r["fast_1t"] = t.get(("fast", threads[0]))
+                reps.append(r)
+                _print_row(r)
+            repeats.append(reps)
+        rows += repeats[-1] if args.repeats == 1 else _summarize(repeats)
+        del interps
+        if name == "alexnet_fc" and has_delegate and paths.get("packed"):
+            with open(paths["packed"], "rb") as f:
+                packed = f.read()
+            weights = paths["ternary_weights"]
+            for mode in ("fast", "exact"):
+                b = resident_weight_bytes(packed, shape, mode)
+                print(f"[{name}] resident after creating the {mode}-mode interpreter: "
+                      f"{b / 2**20:.1f} MiB = {8 * b / weights:.2f} bits per weight "
+                      f"({weights:,} weights; packed file {len(packed) / 2**20:.1f} MiB)")
     if not has_delegate:
         print("ttq_keras.delegate.Interpreter not available: delegate columns are empty")
     else:
@@ -269,37 +337,71 @@ def _ratio(a, b):
 
 
 def _print_row(r):
+    scaling = ""
+    if r["threads"] != 1 and r.get("exact_1t"):
+        scaling = (f"  | {r['threads']}t/1t exact {_ratio(r['exact'], r['exact_1t'])} "
+                   f"fast {_ratio(r['fast'], r['fast_1t'])}")
     print(
         f"{r['model']:>10} t={r['threads']}  xnn-float {_fmt(r['float'])} ms  "
         f"xnn-int8 {_fmt(r['int8'])} ms  ttq-exact {_fmt(r['exact'])} ms  "
         f"ttq-fast {_fmt(r['fast'])} ms  | exact/float {_ratio(r['exact'], r['float'])}  "
-        f"fast/int8 {_ratio(r['fast'], r['int8'])}",
+        f"fast/int8 {_ratio(r['fast'], r['int8'])}{scaling}",
         flush=True,
     )
+
+
+_RATIOS = (("exact", "float"), ("fast", "int8"), ("exact", "exact_1t"), ("fast", "fast_1t"))
+
+
+def _summarize(repeats):
+    """One row per thread count: the median over the repeats of every median time, and for
+    every ratio its median and (min, max) over the repeats."""
+    rows = []
+    for i in range(len(repeats[0])):
+        reps = [rep[i] for rep in repeats]
+        r = {"model": reps[0]["model"], "threads": reps[0]["threads"], "spread": {}}
+        for kind in ("float", "int8", "exact", "fast", "exact_1t", "fast_1t"):
+            vals = [x[kind] for x in reps if x[kind] is not None]
+            r[kind] = (
+                (statistics.median(v[0] for v in vals), statistics.median(v[1] for v in vals))
+                if vals else None
+            )
+        for a, b in _RATIOS:
+            ratios = [x[a][0] / x[b][0] for x in reps if x[a] and x[b]]
+            if ratios:
+                r["spread"][(a, b)] = (statistics.median(ratios), min(ratios), max(ratios))
+        rows.append(r)
+    return rows
 
 
 def _fmt_md(v):
     return "n/a" if v is None else f"{v[0]:.3f} ({v[1]:.3f})"
 
 
-def _ratio_md(a, b):
-    if a is None or b is None:
+def _ratio_md(r, a, b):
+    if r.get("spread") and (a, b) in r["spread"]:
+        m, lo, hi = r["spread"][(a, b)]
+        return f"{m:.2f}x ({lo:.2f}-{hi:.2f})"
+    if r[a] is None or r[b] is None:
         return "n/a"
-    return f"{a[0] / b[0]:.2f}x ({a[1] / b[1]:.2f}x)"
+    return f"{r[a][0] / r[b][0]:.2f}x"
 
 
 def _print_markdown(rows):
     print()
-    print("Times: median (min) ms; ratios: of medians (of mins).")
+    print("Times: median (min) ms, medians over the repeats; ratios: of medians, with the "
+          "(lowest-highest) ratio over the repeats.")
     print()
     print("| model | threads | XNNPACK float | XNNPACK int8 | ttq exact | ttq fast "
-          "| exact / float | fast / int8 |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| exact / float | fast / int8 | exact vs 1 thread | fast vs 1 thread |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['model']} | {r['threads']} | {_fmt_md(r['float'])} | {_fmt_md(r['int8'])} | "
             f"{_fmt_md(r['exact'])} | {_fmt_md(r['fast'])} | "
-            f"{_ratio_md(r['exact'], r['float'])} | {_ratio_md(r['fast'], r['int8'])} |"
+            f"{_ratio_md(r, 'exact', 'float')} | {_ratio_md(r, 'fast', 'int8')} | "
+            f"{_ratio_md(r, 'exact', 'exact_1t') if r['threads'] != 1 else '-'} | "
+            f"{_ratio_md(r, 'fast', 'fast_1t') if r['threads'] != 1 else '-'} |"
         )
 
 

@@ -1,13 +1,14 @@
 """Times a .tflite model with the TTQ delegate: `python -m ttq_keras.benchmark MODEL.tflite`.
 
     python -m ttq_keras.benchmark model_packed.tflite [--num_threads N] [--mode exact|fast]
-        [--runs N] [--warmup N] [--baseline]
+        [--runs N] [--warmup N] [--baseline] [--profile]
 
 Runs the model through `ttq_keras.delegate.Interpreter` (the packed TTQ ops on the delegate,
 the other ops on the runtime's default kernels) on a fixed random input, batch as in the file,
 and prints the median latency (plus min and mean) of `--runs` invocations after `--warmup`
 untimed ones. `--baseline` also times the same file on the stock interpreter without the TTQ
 delegate (only possible for files without TTQ ops, e.g. the portable float/int8 export).
+`--profile` also prints the median time of every op, TTQ and builtin (ttq_keras.op_profile).
 
 The function `benchmark(model, ...)` returns the numbers as a dict.
 """
@@ -106,6 +107,8 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--baseline", action="store_true",
                     help="also time the file on the stock interpreter (files without TTQ ops)")
+    ap.add_argument("--profile", action="store_true",
+                    help="print the median time per op (TTQ and builtin)")
     args = ap.parse_args(argv)
     try:
         r = benchmark(args.model, num_threads=args.num_threads, mode=args.mode, runs=args.runs,
@@ -119,6 +122,11 @@ def main(argv=None):
           f"({', '.join(r['kernels']) or 'none'})")
     if "baseline_median_ms" in r:
         print(f"stock interpreter: median {r['baseline_median_ms']:.3f} ms")
+    if args.profile:
+        from ttq_keras.op_profile import format_profile, profile_model
+
+        print(format_profile(profile_model(args.model, num_threads=args.num_threads,
+                                           mode=args.mode, runs=args.runs, warmup=args.warmup)))
     return 0
 
 
