@@ -1,9 +1,11 @@
 """End-to-end latency of the ttq delegate against stock XNNPACK (batch 1, one process).
 
-For CIFAR ResNet-20 and the AlexNet FC stack (9216 -> 4096 -> 4096 -> 1000) this script
+For CIFAR ResNet-20 and the AlexNet FC stack (9216 -> 4096 -> 4096 -> 1000) (and, with
+--models demo_resnet20, the network of `make demo`) this script
 
   1. builds the tf_keras model (random weights; latency does not depend on training),
-  2. ternarizes every Conv2D/Dense with ttq_keras.quantize_model(keep_first_and_last_float=False,
+  2. ternarizes every Conv2D/Dense (demo_resnet20: all but the first and last, as the demo
+     does) with ttq_keras.quantize_model(keep_first_and_last_float=False,
      scale_init="data"),
   3. writes  <out>/<model>_float.tflite   (the float model, builtin ops),
              <out>/<model>_int8.tflite    (TFLite full-integer PTQ, representative dataset),
@@ -83,7 +85,17 @@ def alexnet_fc():
     return keras.Model(inputs, outputs, name="alexnet_fc")
 
 
-MODELS = {"resnet20": resnet20, "alexnet_fc": alexnet_fc}
+def demo_resnet20():
+    """The network of `make demo`: the examples' pre-activation ResNet-20 on Fashion-MNIST's
+    28x28x1 images (its first conv and last dense stay float, as in the demo)."""
+    from examples.common import models
+
+    return models.resnet_cifar(20, (28, 28, 1), 10)
+
+
+MODELS = {"resnet20": resnet20, "alexnet_fc": alexnet_fc, "demo_resnet20": demo_resnet20}
+# Models converted like `make demo` converts them: first conv and last dense kept float.
+KEEP_FIRST_AND_LAST_FLOAT = {"demo_resnet20"}
 
 
 def _randomize_bn(model, rng):
@@ -108,7 +120,9 @@ def write_models(name, out_dir, rng):
     model = MODELS[name]()
     _randomize_bn(model, rng)
     shape = (1,) + tuple(model.input_shape[1:])
-    q_model = ttq_keras.quantize_model(model, keep_first_and_last_float=False, scale_init="data")
+    q_model = ttq_keras.quantize_model(
+        model, keep_first_and_last_float=name in KEEP_FIRST_AND_LAST_FLOAT, scale_init="data"
+    )
     float_model = ttq_keras.to_float_model(q_model)  # same graph, ternary values as float
 
     paths = {
@@ -250,7 +264,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--models", default="resnet20,alexnet_fc")
+    ap.add_argument("--models", default="resnet20,alexnet_fc",
+                    help=f"comma-separated, from {','.join(MODELS)}")
     ap.add_argument("--out", default="/tmp/ttq_bench")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table too")
     ap.add_argument("--repeats", type=int, default=1,
