@@ -88,6 +88,9 @@ def alexnet_fc():
 def demo_resnet20():
     """The network of `make demo`: the examples' pre-activation ResNet-20 on Fashion-MNIST's
     28x28x1 images (its first conv and last dense stay float, as in the demo)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if root not in sys.path:  # run as a script: benchmarks/ is on the path, not the root
+        sys.path.insert(0, root)
     from examples.common import models
 
     return models.resnet_cifar(20, (28, 28, 1), 10)
