@@ -24,6 +24,7 @@
 // longer struct finds zeros (the defaults) rather than garbage.
 #include "ttq_delegate/ttq_delegate.h"
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -49,11 +50,19 @@ constexpr int kInput = 0, kCodes = 1, kPosScales = 2, kNegScales = 3, kBias = 4;
 constexpr const char* kInputNames[kNumInputs] = {"input", "codes", "pos_scales", "neg_scales",
                                                  "bias"};
 
+struct NodeTiming {
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;
+};
+
 struct NodeRecord {
   const TfLiteContext* graph;  // each subgraph has its own context
   int node_index;
   std::string op_name;
   std::string kernel_name;
+  // Steady-clock (CLOCK_MONOTONIC) nanoseconds of the node's last Invoke; shared with its
+  // OpState, which writes them (two clock reads per op, for per-op profiles).
+  std::shared_ptr<NodeTiming> timing = std::make_shared<NodeTiming>();
 };
 
 class Delegate {
@@ -76,10 +85,17 @@ class Delegate {
   core::ThreadPool* pool() const { return pool_.get(); }
 
   const std::vector<NodeRecord>& records() const { return records_; }
-  void SetKernelName(const TfLiteContext* graph, int node_index, const char* name) {
+  // Records the kernel chosen for a node; returns the node's timing slot (nullptr if unknown).
+  std::shared_ptr<NodeTiming> SetKernelName(const TfLiteContext* graph, int node_index,
+                                            const char* name) {
+    std::shared_ptr<NodeTiming> timing;
     for (NodeRecord& r : records_) {
-      if (r.graph == graph && r.node_index == node_index) r.kernel_name = name;
+      if (r.graph == graph && r.node_index == node_index) {
+        r.kernel_name = name;
+        timing = r.timing;
+      }
     }
+    return timing;
   }
   // Drops the records of `graph` (it is being delegated again).
   void ForgetGraph(const TfLiteContext* graph) {
@@ -319,6 +335,7 @@ struct OpState {
   NodeInfo info;
   std::unique_ptr<core::TernaryKernel> kernel;
   core::ThreadPool* pool = nullptr;
+  std::shared_ptr<NodeTiming> timing;  // may be null
   std::string error;  // set when Init failed; reported by Prepare
   // Geometry of the next Invoke, set by Prepare.
   core::ConvShape conv_shape;
@@ -360,7 +377,7 @@ void* KernelInit(TfLiteContext* context, const char* buffer, size_t /*length*/) 
     return state;
   }
   state->pool = delegate->pool();
-  delegate->SetKernelName(context, state->node_index, state->kernel->Name());
+  state->timing = delegate->SetKernelName(context, state->node_index, state->kernel->Name());
   return state;
 }
 
@@ -432,10 +449,18 @@ TfLiteStatus KernelInvoke(TfLiteContext* context, TfLiteNode* node) {
                     "input or output tensor has no data (was AllocateTensors called?)");
     return kTfLiteError;
   }
+  const auto start = std::chrono::steady_clock::now();
   if (state->info.kind == core::OpKind::kFullyConnected) {
     state->kernel->RunFullyConnected(state->fc_rows, input.data.f, output.data.f, state->pool);
   } else {
     state->kernel->RunConv(state->conv_shape, input.data.f, output.data.f, state->pool);
+  }
+  if (state->timing) {
+    using std::chrono::duration_cast;
+    using std::chrono::nanoseconds;
+    state->timing->start_ns = duration_cast<nanoseconds>(start.time_since_epoch()).count();
+    state->timing->end_ns =
+        duration_cast<nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   }
   return kTfLiteOk;
 }
@@ -532,6 +557,16 @@ int TfLiteTtqDelegateGetDelegatedNode(const TfLiteDelegate* delegate, int i, int
   if (node_index) *node_index = records[i].node_index;
   if (op_name) *op_name = records[i].op_name.c_str();
   if (kernel_name) *kernel_name = records[i].kernel_name.c_str();
+  return 0;
+}
+
+int TfLiteTtqDelegateGetNodeTiming(const TfLiteDelegate* delegate, int i, int64_t* start_ns,
+                                   int64_t* end_ns) {
+  if (delegate == nullptr) return -1;
+  const auto& records = ttq::Delegate::From(delegate)->records();
+  if (i < 0 || static_cast<size_t>(i) >= records.size()) return -1;
+  if (start_ns) *start_ns = records[i].timing->start_ns;
+  if (end_ns) *end_ns = records[i].timing->end_ns;
   return 0;
 }
 

@@ -211,6 +211,13 @@ TEST_F(DelegateGlue, ClaimsAndRunsTheNode) {
   EXPECT_STREQ(op, "TTQ_FULLY_CONNECTED");
   EXPECT_STRNE(kernel, "");
   EXPECT_EQ(TfLiteTtqDelegateGetDelegatedNode(delegate_, 1, &node, &op, &kernel), -1);
+  // The node was invoked once: its steady-clock span is recorded (ttq_keras.op_profile).
+  int64_t start = 0, end = 0;
+  ASSERT_EQ(TfLiteTtqDelegateGetNodeTiming(delegate_, 0, &start, &end), 0);
+  EXPECT_GT(start, 0);
+  EXPECT_LE(start, end);
+  EXPECT_EQ(TfLiteTtqDelegateGetNodeTiming(delegate_, 1, &start, &end), -1);
+  EXPECT_EQ(TfLiteTtqDelegateGetNodeTiming(nullptr, 0, &start, &end), -1);
 }
 
 TEST_F(DelegateGlue, ResizesTheOutput) {

@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/geometry.h"
@@ -484,6 +486,37 @@ TEST(ThreadPoolTest, ManyShortJobs) {
   }
   sum = part[0] + part[1];
   EXPECT_EQ(sum, 2000 * 3);
+}
+
+TEST(ThreadPoolTest, StragglerBackOffRunsOnTheCaller) {
+  // A worker that holds a chunk far longer than the caller's chunks (as a preempted worker
+  // does) puts the pool into back-off: the next jobs run on the calling thread alone, and
+  // still cover their range exactly once.
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  bool stalled = false;
+  for (int attempt = 0; attempt < 50 && !stalled; ++attempt) {
+    std::atomic<bool> slow_done{false};
+    pool.ParallelFor(8, [&](int b, int e) {
+      if (std::this_thread::get_id() != caller && !slow_done.exchange(true)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      (void)b;
+      (void)e;
+    });
+    stalled = slow_done.load();  // a worker took a chunk and stalled: back-off is on
+  }
+  std::vector<std::atomic<int>> hits(100);
+  std::atomic<int> off_caller{0};
+  pool.ParallelFor(100, [&](int b, int e) {
+    if (std::this_thread::get_id() != caller) ++off_caller;
+    for (int i = b; i < e; ++i) hits[i]++;
+  });
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(hits[i].load(), 1) << i;
+  // (If the OS never ran the worker in time for a chunk, there was nothing to back off from.)
+  if (stalled) {
+    EXPECT_EQ(off_caller.load(), 0) << "expected the back-off to run the job on the caller";
+  }
 }
 
 }  // namespace

@@ -1,13 +1,14 @@
 """Times a .tflite model with the TTQ delegate, and the project's one timing loop.
 
     python -m ttq_keras.runtime.benchmark model_packed.tflite [--num_threads N]
-        [--mode exact|fast] [--runs N] [--warmup N] [--baseline]
+        [--mode exact|fast] [--runs N] [--warmup N] [--baseline] [--profile]
 
 Runs the model through `ttq_keras.Interpreter` (the packed TTQ ops on the delegate,
 the other ops on the runtime's default kernels) on a fixed random input, batch as in the file,
 and prints the median latency (plus min and mean) of `--runs` invocations after `--warmup`
 untimed ones. `--baseline` also times the same file on the stock interpreter without the TTQ
 delegate (only possible for files without TTQ ops, e.g. the portable float/int8 export).
+`--profile` also prints the median time of every op, TTQ and builtin (ttq_keras.runtime.profile).
 
 The function `benchmark(model, ...)` returns the numbers as a dict; `time_invocations` is the
 timing loop that it, benchmarks/ and the examples' reports share.
@@ -127,6 +128,9 @@ def main(argv=None):
         action="store_true",
         help="also time the file on the stock interpreter (files without TTQ ops)",
     )
+    ap.add_argument(
+        "--profile", action="store_true", help="print the median time per op (TTQ and builtin)"
+    )
     args = ap.parse_args(argv)
     try:
         r = benchmark(
@@ -148,6 +152,11 @@ def main(argv=None):
     )
     if "baseline_median_ms" in r:
         print(f"stock interpreter: median {r['baseline_median_ms']:.3f} ms")
+    if args.profile:
+        from ttq_keras.runtime.profile import format_profile, profile_model
+
+        print(format_profile(profile_model(args.model, num_threads=args.num_threads,
+                                           mode=args.mode, runs=args.runs, warmup=args.warmup)))
     return 0
 
 

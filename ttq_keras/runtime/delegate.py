@@ -163,7 +163,8 @@ class Interpreter:
     Args:
       model_path: path of a .tflite file; or
       model_content: its bytes.
-      num_threads: threads for the builtin ops and for each delegated op (default 1).
+      num_threads: threads for each delegated op (default 1), and for the runtime's own ops
+        unless `runtime_threads` says otherwise.
       mode: "exact" (default) or "fast".
       runtime: "auto" (LiteRT if installed, else TensorFlow), "litert" or "tensorflow".
       library: path of libttq_delegate.so; default `library_path()`.
@@ -171,6 +172,9 @@ class Interpreter:
         (default). With False they run on TFLite's builtin kernels; at 2+ threads that is often
         faster for small models, because XNNPACK's thread pool and ours then stop competing for
         the cores between ops (see BENCHMARKS.md).
+      runtime_threads: threads for the runtime's own (non-TTQ) ops. None (default) chooses:
+        1 when those ops are a small part of the model's work (then the two thread pools do
+        not compete for the cores), else `num_threads` (ttq_keras.runtime.thread_plan).
 
     Raises:
       ValueError: the model breaks the packed format (the message names the node and the
@@ -188,6 +192,7 @@ class Interpreter:
         runtime: str = "auto",
         library: Optional[str] = None,
         default_delegates: bool = True,
+        runtime_threads: Optional[int] = None,
     ):
         if (model_path is None) == (model_content is None):
             raise ValueError("Pass exactly one of model_path and model_content.")
@@ -199,6 +204,21 @@ class Interpreter:
         self.library = path
         self._delegate = load_delegate(mode, threads, library=path, runtime=self.runtime)
         what = model_path if model_path is not None else "model_content"
+        if runtime_threads is None:
+            from ttq_keras.runtime.thread_plan import runtime_threads as plan
+
+            runtime_threads = plan(module, model_path, model_content, threads)
+        elif (
+            isinstance(runtime_threads, bool)
+            or not isinstance(runtime_threads, int)
+            or runtime_threads < 1
+        ):
+            raise ValueError(
+                "runtime_threads must be None or an integer >= 1. "
+                f"Received: runtime_threads={runtime_threads!r}"
+            )
+        self.num_threads = threads
+        self.runtime_threads = runtime_threads
         extra = {}
         if not default_delegates:
             resolver_types = getattr(module, "OpResolverType", None)
@@ -211,7 +231,7 @@ class Interpreter:
             self._interpreter = module.Interpreter(
                 model_path=model_path,
                 model_content=model_content,
-                num_threads=threads,
+                num_threads=runtime_threads,
                 experimental_delegates=[self._delegate],
                 **extra,
             )

@@ -19,6 +19,7 @@
 #define TTQ_DELEGATE_TTQ_DELEGATE_H_
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,6 +70,13 @@ TTQ_DELEGATE_EXPORT int TfLiteTtqDelegateNumDelegatedNodes(const TfLiteDelegate*
 TTQ_DELEGATE_EXPORT int TfLiteTtqDelegateGetDelegatedNode(const TfLiteDelegate* delegate, int i,
                                                           int* node_index, const char** op_name,
                                                           const char** kernel_name);
+
+// Profiling: steady-clock (CLOCK_MONOTONIC on Linux) nanoseconds at which entry i's last Invoke
+// started and ended (both 0 before its first Invoke). The gaps between consecutive TTQ nodes
+// are the runtime's other ops (ttq_keras.op_profile attributes them). Returns 0, or -1 if i is
+// out of range.
+TTQ_DELEGATE_EXPORT int TfLiteTtqDelegateGetNodeTiming(const TfLiteDelegate* delegate, int i,
+                                                       int64_t* start_ns, int64_t* end_ns);
 
 #ifdef __cplusplus
 }  // extern "C"
