@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the C++ delegate build needs, only when one is missing:
-# cmake, ninja, g++, GoogleTest, Maven (to fetch the TFLite headers) and unzip.
+# cmake, ninja, g++, GoogleTest, Maven (to fetch the TFLite headers), unzip, and clang with
+# its libFuzzer / ThreadSanitizer runtimes.
 set -euo pipefail
 
 need=()
@@ -10,6 +11,10 @@ command -v g++ >/dev/null || need+=(g++)
 command -v mvn >/dev/null || need+=(maven)
 command -v unzip >/dev/null || need+=(unzip)
 [[ -f /usr/include/gtest/gtest.h ]] || need+=(libgtest-dev)
+# clang with the libFuzzer and ThreadSanitizer runtimes (make test-fuzz, make test-tsan).
+command -v clang++ >/dev/null || need+=(clang)
+compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null ||
+  need+=(libclang-rt-14-dev)
 
 if ((${#need[@]})); then
   echo "install_build_deps: installing ${need[*]}" >&2

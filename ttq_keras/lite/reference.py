@@ -114,6 +114,19 @@ def _check_options(options, op_type, where):
     for key in _POSITIVE_KEYS:
         if key in options and options[key] < 1:
             raise ValueError(f"{where}: {key} must be >= 1. Received: {options[key]}")
+    for key in _POSITIVE_KEYS:
+        if key in options and options[key] > _MAX_COORDINATE:
+            raise ValueError(f"{where}: {key} must be <= 2^31 - 1. Received: {options[key]}")
+    if op_type != TTQ_FULLY_CONNECTED:
+        # As the delegate: effective (dilated) kernel sizes and the row length K within int32.
+        for axis in ("height", "width"):
+            ek = (options[f"kernel_{axis}"] - 1) * options[f"dilation_{axis}"] + 1
+            if ek > _MAX_COORDINATE:
+                raise ValueError(
+                    f"{where}: the dilated kernel {axis} {ek} is larger than 2^31 - 1"
+                )
+        if _k_and_cout(options, op_type)[0] > _MAX_COORDINATE:
+            raise ValueError(f"{where}: the row length K is larger than 2^31 - 1")
     if op_type == TTQ_DEPTHWISE_CONV_2D:
         if options["out_channels"] != options["in_channels"] * options["depth_multiplier"]:
             raise ValueError(
@@ -205,6 +218,8 @@ def _check_weights(where, op_type, options, codes, pos, neg, bias):
             raise ValueError(
                 f"{where}: {name} must have shape [{c_out}]. Received: {list(t.shape)}"
             )
+    for name, t in (("pos_scales", pos), ("neg_scales", neg), ("bias", bias)):
+        _check_finite(where, name, t)
     trits = unpack_codes(codes, k, name=f"{where}: codes")
     return trits
 
@@ -230,11 +245,8 @@ def _parse_ttq_op(model, sg, index, op, op_type):
     where = f"operator {index} ({op_type})"
     if op_type not in TTQ_OPS:
         raise ValueError(f"{where}: unknown ternary op; this reader implements {TTQ_OPS}")
-    oc = model.operatorCodes[op.opcodeIndex]
-    if oc.version != 1:
-        raise ValueError(f"{where}: operator code version must be 1. Received: {oc.version}")
-    if op.customOptionsFormat != schema_fb.CustomOptionsFormat.FLEXBUFFERS:
-        raise ValueError(f"{where}: custom_options_format must be FLEXBUFFERS")
+    # The operator code's version and custom_options_format are not checked: a TFLite delegate
+    # is never shown them, so both readers go by the options' own `version` (format.md §5).
     options = parse_options(op.customOptions, op_type, where)
     inputs = _tflite.ints(op.inputs)
     outputs = _tflite.ints(op.outputs)
@@ -243,8 +255,16 @@ def _parse_ttq_op(model, sg, index, op, op_type):
             f"{where}: expected 5 inputs (input, codes, pos_scales, neg_scales, bias) and 1 "
             f"output. Received: {len(inputs)} inputs {inputs}, {len(outputs)} outputs"
         )
+    if outputs[0] in inputs:
+        raise ValueError(
+            f"{where}: the output tensor {outputs[0]} is also an input. Received inputs {inputs}"
+        )
+    if any(i < 0 or i >= len(sg.tensors) for i in inputs + outputs):
+        raise ValueError(f"{where}: a tensor index is out of range: inputs {inputs}, outputs {outputs}")
     tensors = [sg.tensors[i] for i in inputs]
     names = [_tflite.tensor_name(t) for t in tensors]
+    for t, label in ((tensors[0], "input"), (sg.tensors[outputs[0]], "output")):
+        _check_activation_size(where, label, _tflite.ints(t.shape))
     for t, label in ((tensors[0], "input"), (sg.tensors[outputs[0]], "output")):
         if t.type != schema_fb.TensorType.FLOAT32:
             raise ValueError(
@@ -272,6 +292,30 @@ def _parse_ttq_op(model, sg, index, op, op_type):
     if in_shape and len(signature) == len(in_shape):
         _check_input_shape(where, op_type, options, signature, names[0], static=True)
     return TernaryOp(index, op_type, options, trits, *arrays[1:], names)
+
+
+# Largest activation tensor (input or output of a TTQ op) a reader accepts, in elements: 2^28
+# (1 GiB of float32), as the delegate (format.md §5, "memory bounds").
+MAX_ACTIVATION_ELEMENTS = 1 << 28
+_MAX_COORDINATE = 2**31 - 1
+
+
+def _check_activation_size(where, label, shape):
+    """A TTQ op's activation shape: no negative dim, at most MAX_ACTIVATION_ELEMENTS."""
+    shape = [int(d) for d in shape]
+    if any(d < 0 for d in shape) or int(np.prod(shape, dtype=object)) > MAX_ACTIVATION_ELEMENTS:
+        raise ValueError(
+            f"{where}: {label} shape {shape} has a negative dimension or more than 2^28 elements "
+            "(the bound on one activation tensor, docs/format.md section 5)"
+        )
+
+
+def _check_finite(where, name, values):
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(
+            f"{where}: {name} holds a non-finite value at channel {int(np.argmax(bad))}"
+        )
 
 
 def _const(model, tensor, what):
@@ -318,6 +362,22 @@ def _check_input_shape(where, op_type, options, shape, name="input", static=Fals
             )
 
 
+def _check_output_size(where, op_type, o, shape):
+    """The output the op would write stays within MAX_ACTIVATION_ELEMENTS (as the delegate)."""
+    if op_type == TTQ_FULLY_CONNECTED:
+        out = [int(np.prod(shape, dtype=object)) // o["in_features"], o["out_features"]]
+    else:
+        out = [
+            shape[0],
+            conv_output_size(shape[1], o["kernel_height"], o["stride_height"],
+                             o["dilation_height"], o["padding"])[0],
+            conv_output_size(shape[2], o["kernel_width"], o["stride_width"],
+                             o["dilation_width"], o["padding"])[0],
+            o["out_channels"],
+        ]
+    _check_activation_size(where, "output", [max(int(d), 0) for d in out])
+
+
 def validate(model):
     """Checks that `model` is a well-formed packed file; returns the list of `TernaryOp`s."""
     return ternary_ops(model)
@@ -339,7 +399,10 @@ def conv_output_size(in_size, kernel, stride, dilation, padding):
 
 
 def _patches(x, kh, kw, sh, sw, dh, dw, padding):
-    """[N, OH, OW, KH*KW, C] input taps, padding reads 0."""
+    """[N, OH, OW, KH*KW, C] input taps, padding reads 0.
+
+    Taps are gathered by index (no padded copy of the input), so memory is that of the result
+    whatever the padding a huge dilation implies."""
     n, h, w, c = x.shape
     oh, pt = conv_output_size(h, kh, sh, dh, padding)
     ow, pl = conv_output_size(w, kw, sw, dw, padding)
@@ -348,15 +411,25 @@ def _patches(x, kh, kw, sh, sw, dh, dw, padding):
             f"input {h}x{w} is smaller than the effective kernel "
             f"{(kh - 1) * dh + 1}x{(kw - 1) * dw + 1} with {padding} padding"
         )
-    pb = max((oh - 1) * sh + (kh - 1) * dh + 1 - h - pt, 0)
-    pr = max((ow - 1) * sw + (kw - 1) * dw + 1 - w - pl, 0)
-    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    cols = [
-        xp[:, i * dh : i * dh + (oh - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw, :]
-        for i in range(kh)
-        for j in range(kw)
-    ]
-    return np.stack(cols, axis=3)
+    if (oh - 1) * sh + (kh - 1) * dh + 1 > _MAX_COORDINATE or (
+        (ow - 1) * sw + (kw - 1) * dw + 1 > _MAX_COORDINATE
+    ):
+        raise ValueError(
+            "the dilated kernel with these strides reaches past coordinate 2^31 - 1 of the "
+            "padded input"
+        )
+    _check_activation_size("conv", "patches", [n, oh, ow, kh * kw, c])
+    xz = np.concatenate([x, np.zeros((n, 1, w, c), x.dtype)], axis=1)  # row h reads 0
+    xz = np.concatenate([xz, np.zeros((n, h + 1, 1, c), x.dtype)], axis=2)  # column w reads 0
+
+    def taps(out, stride, kernel, dilation, pad, size):
+        idx = np.arange(out)[:, None] * stride + np.arange(kernel)[None, :] * dilation - pad
+        return np.where((idx >= 0) & (idx < size), idx, size)  # [out, kernel]
+
+    rows = taps(oh, sh, kh, dh, pt, h)
+    cols = taps(ow, sw, kw, dw, pl, w)
+    g = xz[:, rows[:, None, :, None], cols[None, :, None, :], :]  # [N, OH, OW, KH, KW, C]
+    return g.reshape(n, oh, ow, kh * kw, c)
 
 
 def _activation(y, activation):
@@ -741,7 +814,9 @@ def run(model, inputs):
         if name.startswith("TTQ_"):
             t = _parse_ttq_op(model, sg, index, op, name)
             x = get(ins[0])
+            _check_activation_size(f"operator {index} ({name})", "input", x.shape)
             _check_input_shape(f"operator {index} ({name})", name, t.options, x.shape)
+            _check_output_size(f"operator {index} ({name})", name, t.options, x.shape)
             kernel = _TTQ_KERNELS[name]
             codes = _tflite.tensor_array(model, sg.tensors[ins[1]])
             y = kernel(x, codes, t.pos_scales, t.neg_scales, t.bias, t.options)
