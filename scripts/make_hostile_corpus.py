@@ -333,9 +333,10 @@ def build_corpus():
     # K = 27: the last byte of a row holds 2 taps; 3 * 9 = 27 sets padding trit 2 of byte 5.
     add("codes_padding_trit", mutate(conv, tensor_field(1, code_byte=(5, 27))), "reject",
         "non-zero padding trit")
-    add("scales_one_short", mutate(conv, tensor_field(2, shape=[3], data=np.ones(3, np.float32).tobytes())),
+    ones = lambda n: np.ones(n, np.float32).tobytes()  # noqa: E731
+    add("scales_one_short", mutate(conv, tensor_field(2, shape=[3], data=ones(3))),
         "reject", "3 pos_scales for 4 channels")
-    add("bias_one_more", mutate(conv, tensor_field(4, shape=[5], data=np.ones(5, np.float32).tobytes())),
+    add("bias_one_more", mutate(conv, tensor_field(4, shape=[5], data=ones(5))),
         "reject", "5 biases for 4 channels")
 
     # Number of inputs and outputs.
@@ -359,7 +360,8 @@ def build_corpus():
         (1, "codes_float32", T.FLOAT32), (2, "pos_scales_float16", T.FLOAT16),
         (4, "bias_int32", T.INT32), (-1, "output_int32", T.INT32), (3, "neg_scales_uint8", T.UINT8),
     ):
-        add(f"type_{label}", mutate(fc if index in (0, -1) else conv, tensor_field(index, type=ttype)),
+        base = fc if index in (0, -1) else conv
+        add(f"type_{label}", mutate(base, tensor_field(index, type=ttype)),
             "reject", label.replace("_", " "))
 
     # Custom options.
@@ -368,14 +370,16 @@ def build_corpus():
     add("options_one_byte", mutate(fc, raw_options(b"\x01")), "reject", "1-byte options")
     add("options_not_flexbuffers", mutate(fc, options_format(1)), "accept",
         "custom_options_format 1, options still a FlexBuffer map (a delegate never sees it)")
-    add("options_padding_full", mutate(conv, with_option("padding", "FULL")), "reject", "padding FULL")
-    add("options_activation_tanh", mutate(conv, with_option("activation", "TANH")), "reject", "TANH")
+    add("options_padding_full", mutate(conv, with_option("padding", "FULL")), "reject", "FULL")
+    add("options_activation_tanh", mutate(conv, with_option("activation", "TANH")), "reject",
+        "TANH")
     add("options_stride_string", mutate(conv, with_option("stride_width", "2")), "reject", "'2'")
     add("options_stride_float", mutate(conv, with_option("stride_width", 2.0)), "reject", "2.0")
     add("options_keep_num_dims_int", mutate(fc, with_option("keep_num_dims", 1)), "reject",
         "keep_num_dims as an int")
     add("options_in_features_bool", mutate(fc, with_option("in_features", True)), "reject", "bool")
-    add("options_missing_padding", mutate(conv, with_option("padding", _DROP)), "reject", "no padding")
+    add("options_missing_padding", mutate(conv, with_option("padding", _DROP)), "reject",
+        "no padding")
     add("options_extra_key", mutate(conv, with_option("groups", 2)), "accept",
         "an unknown extra key is ignored")
     opts = bytes(np.asarray(_ttq(_load(fc))[1].customOptions, np.uint8))

@@ -113,7 +113,8 @@ class ConcurrentInterpretersTest(unittest.TestCase):
     def testInterpretersInParallelProcesses(self):
         context = multiprocessing.get_context("spawn")  # no fork after TF has started threads
         with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
-            outputs = list(pool.map(_process_worker, [(w, self.shape, "exact") for w in range(WORKERS)]))
+            jobs = [(w, self.shape, "exact") for w in range(WORKERS)]
+            outputs = list(pool.map(_process_worker, jobs))
         self._assert_expected(dict(enumerate(outputs)), "exact")
 
 

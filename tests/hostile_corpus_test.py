@@ -48,7 +48,8 @@ def run_worker(files, headroom_mb=MEMORY_HEADROOM_MB):
         current, deadline = None, time.monotonic() + STARTUP_TIMEOUT_S
         stderr_tail = ""
         while True:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            wait = max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([proc.stdout], [], [], wait)
             if not ready:  # hang
                 proc.kill()
                 proc.wait()

@@ -134,7 +134,8 @@ class InterruptedTrainingTest(unittest.TestCase):
         while not os.path.exists(hanging):
             if b1.poll() is not None or time.monotonic() > deadline:
                 a.kill()
-                raise AssertionError("B1 never reached the kill point:\n" + b1.stdout.read()[-3000:])
+                tail = b1.stdout.read()[-3000:]
+                raise AssertionError("B1 never reached the kill point:\n" + tail)
             time.sleep(0.2)
         b1.send_signal(signal.SIGKILL)
         b1.wait()

@@ -260,7 +260,9 @@ def _parse_ttq_op(model, sg, index, op, op_type):
             f"{where}: the output tensor {outputs[0]} is also an input. Received inputs {inputs}"
         )
     if any(i < 0 or i >= len(sg.tensors) for i in inputs + outputs):
-        raise ValueError(f"{where}: a tensor index is out of range: inputs {inputs}, outputs {outputs}")
+        raise ValueError(
+            f"{where}: a tensor index is out of range: inputs {inputs}, outputs {outputs}"
+        )
     tensors = [sg.tensors[i] for i in inputs]
     names = [_tflite.tensor_name(t) for t in tensors]
     for t, label in ((tensors[0], "input"), (sg.tensors[outputs[0]], "output")):
