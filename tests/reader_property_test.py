@@ -14,6 +14,7 @@ the converter's rewrite step. Derandomized, so CI runs the same examples every t
 import ttq_keras  # noqa: F401  isort: skip  (sets TF_USE_LEGACY_KERAS before TF loads)
 
 import os
+import unittest
 
 import numpy as np
 from flatbuffers import flexbuffers
@@ -24,8 +25,6 @@ from tests import packed_model_testutil as pm
 from ttq_keras._compat import keras
 from ttq_keras.lite import reference as numpy_reference  # the NumPy reference reader
 from ttq_keras.lite.packing import pack_trits
-
-import unittest
 
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "hostile")
 SEEDS = [
