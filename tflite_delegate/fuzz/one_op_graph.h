@@ -36,7 +36,9 @@ struct TensorSpec {
   size_t bytes_override = static_cast<size_t>(-1);  // declared byte size; default data.size()
 };
 
-enum class RunOutcome { kRejected, kRan };
+// kArenaFull: the delegate accepted the op but its output is above what this fake arena
+// allocates (a runtime's clean allocation failure, not a delegate rejection).
+enum class RunOutcome { kRejected, kArenaFull, kRan };
 
 class OneOpGraph {
  public:
@@ -131,8 +133,9 @@ class OneOpGraph {
     kernel_node.outputs = node_.outputs;
     RunOutcome outcome = RunOutcome::kRejected;
     if (delegate_reg_.prepare(&context_, &kernel_node) == kTfLiteOk) {
-      if (AllocateOutput() &&
-          delegate_reg_.invoke(&context_, &kernel_node) == kTfLiteOk) {
+      if (!AllocateOutput()) {
+        outcome = RunOutcome::kArenaFull;
+      } else if (delegate_reg_.invoke(&context_, &kernel_node) == kTfLiteOk) {
         outcome = RunOutcome::kRan;
       }
     }
