@@ -166,13 +166,13 @@ class InterruptedTrainingTest(unittest.TestCase):
 
     def testResumesFromTheLastCheckpointWithWpAndWn(self):
         begins = self._train_begins("b")
-        self.assertLen(begins, 2)  # B1's start and B2's start
+        self.assertEqual(len(begins), 2)  # B1 and B2 started training
         resumed = _load(begins[1])
         checkpoint = self._probe("b", "epoch_end_0")  # what B1 had when epoch 0 ended
         self.assertEqual(int(resumed["__iterations__"]), STEPS_PER_EPOCH)
         self.assertEqual(sorted(resumed), sorted(checkpoint))
         scales = _ttq_scales(resumed)
-        self.assertNotEmpty(scales, sorted(resumed)[:20])
+        self.assertTrue(scales, sorted(resumed)[:20])
         first = _load(begins[0])
         for name in scales:  # trained in epoch 0, restored as trained
             self.assertFalse(np.array_equal(first[name], resumed[name]), name)
