@@ -12,6 +12,7 @@ PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-python dataset clean delegate test-cpp build-deps lint test-aarch64
 .PHONY: runtime-matrix aarch64-e2e jni-host tflite-runtime-venv test-runtime-matrix
+.PHONY: test-fuzz test-tsan
 
 setup: $(SETUP_STAMP) dataset delegate
 
@@ -30,7 +31,7 @@ dataset:
 demo: setup
 	$(PY) -m examples.cifar_resnet --demo --fashion_mnist_dir $(FASHION_MNIST_DIR)
 
-test: setup lint test-cpp test-aarch64 test-python
+test: setup lint test-cpp test-aarch64 test-fuzz test-tsan test-python
 
 # Check-only lint with the versions pinned in setup.cfg's `lint` extra (black and isort settings:
 # pyproject.toml and setup.cfg; C++ style: tflite_delegate/.clang-format). It changes no file:
@@ -148,7 +149,39 @@ test-runtime-matrix: setup runtime-matrix
 	$(PY) -m pytest $(PYTEST_ARGS) tests/aarch64_e2e_test.py tests/jni_test.py \
 	  tests/tflite_runtime_test.py
 
+# libFuzzer targets (clang, ASan + UBSan; tflite_delegate/fuzz/README.md), each for a bounded
+# time: the structured one-op fuzzer, and raw .tflite bytes through TFLite 2.18's C API (pinned
+# Maven artifact) seeded with the hostile corpus and the converter's models in tests/data/hostile/.
+DELEGATE_FUZZ_BUILD := $(DELEGATE_DIR)/build-fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_FLAGS = -max_total_time=$(FUZZ_SECONDS) -malloc_limit_mb=256 -rss_limit_mb=2048 \
+  -print_final_stats=1 -seed=1 -timeout=10
+test-fuzz: delegate
+	CC=clang CXX=clang++ cmake -S $(DELEGATE_DIR) -B $(DELEGATE_FUZZ_BUILD) -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTTQ_SANITIZE=ON -DTTQ_BUILD_FUZZERS=ON \
+	  -DTTQ_BUILD_TESTS=OFF -DTTQ_TFLITE_INCLUDE_DIR=$(CURDIR)/$(DELEGATE_BUILD)/tflite_headers/include
+	cmake --build $(DELEGATE_FUZZ_BUILD) --target fuzz_one_op fuzz_tflite_file
+	rm -rf $(DELEGATE_FUZZ_BUILD)/run && mkdir -p $(DELEGATE_FUZZ_BUILD)/run/one_op $(DELEGATE_FUZZ_BUILD)/run/file
+	cp tests/data/hostile/*.tflite $(DELEGATE_FUZZ_BUILD)/run/file/
+	$(DELEGATE_FUZZ_BUILD)/fuzz_one_op $(FUZZ_FLAGS) \
+	  -artifact_prefix=$(DELEGATE_FUZZ_BUILD)/run/ $(DELEGATE_FUZZ_BUILD)/run/one_op
+	TTQ_TFLITE_C_LIB=$$(bash scripts/fetch_tflite_runtime.sh $(CURDIR)/$(DELEGATE_FUZZ_BUILD)/tflite_runtime) \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/$(DELEGATE_DIR)/fuzz/lsan_suppressions.txt \
+	  $(DELEGATE_FUZZ_BUILD)/fuzz_tflite_file $(FUZZ_FLAGS) -max_len=65536 \
+	  -artifact_prefix=$(DELEGATE_FUZZ_BUILD)/run/ $(DELEGATE_FUZZ_BUILD)/run/file
+
+# The gtests (kernels with their thread pool, the delegate glue, concurrent delegates) built
+# with ThreadSanitizer (clang); any reported race fails.
+DELEGATE_TSAN_BUILD := $(DELEGATE_DIR)/build-tsan
+test-tsan: delegate
+	CC=clang CXX=clang++ cmake -S $(DELEGATE_DIR) -B $(DELEGATE_TSAN_BUILD) -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTTQ_TSAN=ON \
+	  -DTTQ_TFLITE_INCLUDE_DIR=$(CURDIR)/$(DELEGATE_BUILD)/tflite_headers/include
+	cmake --build $(DELEGATE_TSAN_BUILD)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --test-dir $(DELEGATE_TSAN_BUILD) --output-on-failure
+
 clean:
 	rm -rf $(VENV) build *.egg-info $(DELEGATE_BUILD) $(DELEGATE_ASAN_BUILD) \
-	  $(DELEGATE_AARCH64_BUILD) ttq_keras/lib \
+	  $(DELEGATE_AARCH64_BUILD) $(DELEGATE_FUZZ_BUILD) $(DELEGATE_TSAN_BUILD) ttq_keras/lib \
 	  $(TFLITE_RUNTIME_VENV)

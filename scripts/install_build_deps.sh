@@ -3,6 +3,8 @@
 # cmake, ninja, g++, GoogleTest, Maven (to fetch the TFLite headers) and unzip; for the aarch64
 # cross build (make test-aarch64): g++-aarch64-linux-gnu and qemu-user. The aarch64 GoogleTest is
 # built from /usr/src/googletest (installed by libgtest-dev) inside the cross build.
+# For the fuzzers and the ThreadSanitizer build (make test-fuzz, make test-tsan): clang with its
+# libFuzzer / ThreadSanitizer runtimes.
 set -euo pipefail
 
 need=()
@@ -16,6 +18,10 @@ command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 # The Java binding's host test (make jni-host, tests/jni_test.py): a JDK for javac, java, jni.h.
 command -v javac >/dev/null || need+=(default-jdk-headless)
+# clang with the libFuzzer and ThreadSanitizer runtimes (make test-fuzz, make test-tsan).
+command -v clang++ >/dev/null || need+=(clang)
+compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null ||
+  need+=(libclang-rt-14-dev)
 
 if ((${#need[@]})); then
   echo "install_build_deps: installing ${need[*]}" >&2

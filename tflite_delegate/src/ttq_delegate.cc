@@ -25,6 +25,7 @@
 #include "ttq_delegate/ttq_delegate.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -173,10 +174,29 @@ bool DimsEqual(const TfLiteIntArray* dims, std::initializer_list<int64_t> expect
   return true;
 }
 
+// Largest activation tensor (input or output of a TTQ op) the delegate accepts, in elements:
+// 2^28 float32 = 1 GiB (docs/format.md section 5, "memory bounds"). It keeps every element
+// index in int32 and stops a file that declares a huge batch or image from making the runtime
+// allocate more than that for it.
+constexpr int64_t kMaxActivationElements = int64_t{1} << 28;
+
+// Element count of `dims`, or -1 when a dimension is negative or the count exceeds
+// kMaxActivationElements (checked per factor, so it never overflows).
 int64_t NumElements(const TfLiteIntArray* dims) {
   int64_t n = 1;
-  for (int i = 0; i < dims->size; ++i) n *= dims->data[i];
-  return n;
+  for (int i = 0; i < dims->size; ++i) {
+    const int64_t d = dims->data[i];
+    if (d < 0) return -1;
+    if (d != 0 && n > kMaxActivationElements / d) return -1;
+    n *= d;
+  }
+  return n > kMaxActivationElements ? -1 : n;
+}
+
+std::string SizeError(const char* what, const TfLiteIntArray* dims) {
+  return std::string(what) + " shape " + ShapeString(dims) +
+         " has a negative dimension or more than 2^28 elements (the delegate's bound on one "
+         "activation tensor, docs/format.md section 5)";
 }
 
 // A validated node: its options and tensor indices.
@@ -187,11 +207,48 @@ struct NodeInfo {
   int output;
 };
 
+// The output of a conv / depthwise op must stay within kMaxActivationElements too.
+bool CheckConvOutputSize(const core::ConvShape& shape, int out_channels, std::string* error) {
+  int64_t n = 1;
+  for (int64_t d : {int64_t{shape.batch}, int64_t{shape.out_height}, int64_t{shape.out_width},
+                    int64_t{out_channels}}) {
+    if (d != 0 && n > kMaxActivationElements / d) {
+      n = kMaxActivationElements + 1;
+      break;
+    }
+    n *= d;
+  }
+  if (n > kMaxActivationElements) {
+    *error = "the output [" + std::to_string(shape.batch) + ", " +
+             std::to_string(shape.out_height) + ", " + std::to_string(shape.out_width) + ", " +
+             std::to_string(out_channels) +
+             "] would have more than 2^28 elements (the delegate's bound on one activation "
+             "tensor, docs/format.md section 5)";
+    return false;
+  }
+  return true;
+}
+
+// FC output: rows * out_features within kMaxActivationElements.
+bool CheckFcOutputSize(int64_t rows, int out_features, std::string* error) {
+  if (rows != 0 && out_features > kMaxActivationElements / rows) {
+    *error = "the output [" + std::to_string(rows) + ", " + std::to_string(out_features) +
+             "] would have more than 2^28 elements (the delegate's bound on one activation "
+             "tensor, docs/format.md section 5)";
+    return false;
+  }
+  return true;
+}
+
 // Checks the input activation's current shape (section 5, last item).
 bool CheckInputShape(const NodeInfo& info, const TfLiteIntArray* dims, std::string* error) {
   const core::OpParams& p = info.options.params;
+  const int64_t elements = NumElements(dims);
+  if (elements < 0) {
+    *error = SizeError("input", dims);
+    return false;
+  }
   if (info.kind == core::OpKind::kFullyConnected) {
-    const int64_t elements = NumElements(dims);
     if (dims->size < 1 || elements % p.in_channels != 0) {
       *error = "input shape " + ShapeString(dims) + " has " + std::to_string(elements) +
                " elements, not a multiple of in_features = " + std::to_string(p.in_channels);
@@ -202,7 +259,7 @@ bool CheckInputShape(const NodeInfo& info, const TfLiteIntArray* dims, std::stri
                std::to_string(p.in_channels) + " when keep_num_dims is true";
       return false;
     }
-    return true;
+    return CheckFcOutputSize(elements / p.in_channels, p.out_channels, error);
   }
   if (dims->size != 4) {
     *error = "input must be 4-D NHWC; got shape " + ShapeString(dims);
@@ -214,7 +271,10 @@ bool CheckInputShape(const NodeInfo& info, const TfLiteIntArray* dims, std::stri
     return false;
   }
   core::ConvShape shape;
-  return core::ComputeConvShape(p, dims->data[0], dims->data[1], dims->data[2], &shape, error);
+  if (!core::ComputeConvShape(p, dims->data[0], dims->data[1], dims->data[2], &shape, error)) {
+    return false;
+  }
+  return CheckConvOutputSize(shape, p.out_channels, error);
 }
 
 // Validates node `node` (docs/format.md section 5). When `trits` is not null, also unpacks the
@@ -243,6 +303,15 @@ bool CheckNode(const TfLiteContext* context, const TfLiteNode* node, core::OpKin
   if (info->output < 0 || static_cast<size_t>(info->output) >= context->tensors_size) {
     *error = "the output tensor is missing";
     return false;
+  }
+  // The output must be its own tensor: resizing it would otherwise resize an input under the
+  // kernel (found by fuzz_one_op: a heap overflow in the fast-mode quantization).
+  for (int i = 0; i < kNumInputs; ++i) {
+    if (info->tensors[i] == info->output) {
+      *error = std::string("the output tensor ") + std::to_string(info->output) +
+               " is also input " + std::to_string(i) + " (" + kInputNames[i] + ")";
+      return false;
+    }
   }
 
   const size_t options_size =
@@ -297,6 +366,27 @@ bool CheckNode(const TfLiteContext* context, const TfLiteNode* node, core::OpKin
     if (static_cast<int64_t>(t.bytes) < needed) {
       *error = label + " has a " + std::to_string(t.bytes) + "-byte buffer; its shape needs " +
                std::to_string(needed) + " bytes";
+      return false;
+    }
+  }
+  // Scales and bias must be finite: a NaN or Inf there is a corrupt file, not a model.
+  for (int i = kPosScales; i <= kBias; ++i) {
+    const float* v = context->tensors[info->tensors[i]].data.f;
+    for (int64_t c = 0; c < c_out; ++c) {
+      if (!std::isfinite(v[c])) {
+        *error = std::string(kInputNames[i]) + " (" + TensorLabel(context, info->tensors[i]) +
+                 ") holds a non-finite value at channel " + std::to_string(c);
+        return false;
+      }
+    }
+  }
+  // The activation shapes the file declares must be within the memory bound (they are
+  // placeholders where dynamic, but never larger than what will run unless resized).
+  for (int t : {info->tensors[kInput], info->output}) {
+    const TfLiteIntArray* dims = context->tensors[t].dims;
+    if (dims != nullptr && NumElements(dims) < 0) {
+      *error = SizeError(t == info->output ? "output" : "input", dims) + " (" +
+               TensorLabel(context, t) + ")";
       return false;
     }
   }
@@ -406,6 +496,7 @@ TfLiteStatus KernelPrepare(TfLiteContext* context, TfLiteNode* node) {
   const TfLiteIntArray* in = input.dims;
   TfLiteIntArray* out;
   if (kind == core::OpKind::kFullyConnected) {
+    // CheckInputShape bounded the element count, so the row count fits in an int.
     state->fc_rows = static_cast<int>(NumElements(in) / p.in_channels);
     if (state->info.options.keep_num_dims) {
       out = NewIntArray(in->size);

@@ -72,6 +72,7 @@ def load_model(model, what="model"):
     except Exception as e:  # flatbuffers raises struct.error / IndexError ...
         raise _corrupted(what, data, e) from None
     _check_consistent(obj, what)
+    _check_custom_codes_terminated(schema_fb.Model.GetRootAsModel(data, 0), data, what)
     return obj
 
 
@@ -89,6 +90,27 @@ def _check_external_buffers(data, what):
         b = root.Buffers(i)
         if b.Offset() and b.Offset() + b.Size() > len(data):
             raise ValueError(f"{what}: buffer {i} points past the end of the file (truncated)")
+
+
+def _check_custom_codes_terminated(root, data, what):
+    """Every operator code's custom_code string ends with its NUL inside the file.
+
+    The Python flatbuffers reader slices strings without checking it; TFLite's verifier does,
+    so without this a file cut just before that NUL would be read here and rejected there.
+    """
+    for i in range(root.OperatorCodesLength()):
+        tab = root.OperatorCodes(i)._tab  # noqa: SLF001
+        o = tab.Offset(6)  # vtable slot of OperatorCode.custom_code
+        if not o:
+            continue
+        pos = tab.Indirect(o + tab.Pos)
+        length = int.from_bytes(bytes(data[pos : pos + 4]), "little")
+        end = pos + 4 + length
+        if end >= len(data) or data[end] != 0:
+            raise ValueError(
+                f"{what}: operator code {i}'s custom_code runs past the end of the file "
+                "(truncated or corrupted)"
+            )
 
 
 def write_model(model):

@@ -153,6 +153,34 @@ def _reraise_delegate_error(error, what):
     ) from error
 
 
+def _reject_what_crashes_the_runtime(model_path, model_content, what):
+    """Raises ValueError for files that crash stock TFLite/LiteRT runtimes before the TTQ
+    delegate is ever called, so ttq_keras.Interpreter fails cleanly on them.
+
+    Known case: a model whose flatbuffer verifies but has no subgraph (TFLite 2.18's
+    InterpreterBuilder and LiteRT 2.3.0 dereference null; found by
+    tflite_delegate/fuzz/fuzz_tflite_file.cc). Only the root table is read, so this costs
+    nothing for big models; anything that does not parse is left to the runtime's verifier.
+    """
+    data = model_content
+    if data is None:
+        with open(model_path, "rb") as f:
+            data = f.read(1 << 20)  # the root table and its vtable are at the front
+    try:
+        from flatbuffers.table import Table
+        from flatbuffers import encode, number_types
+
+        buf = bytearray(data[: 1 << 20])
+        root = encode.Get(number_types.UOffsetTFlags.packer_type, buf, 0)
+        table = Table(buf, root)
+        field = table.Offset(8)  # Model.subgraphs
+        subgraphs = table.VectorLen(field) if field else 0
+    except Exception:  # not parseable: the runtime's verifier rejects it with its own message
+        return
+    if subgraphs == 0:
+        raise ValueError(f"{what} is not a valid TFLite model: it has no subgraph")
+
+
 class Interpreter:
     """A LiteRT interpreter (TensorFlow's tf.lite.Interpreter without LiteRT) with the TTQ
     delegate attached.
@@ -204,6 +232,7 @@ class Interpreter:
         self.library = path
         self._delegate = load_delegate(mode, threads, library=path, runtime=self.runtime)
         what = model_path if model_path is not None else "model_content"
+        _reject_what_crashes_the_runtime(model_path, model_content, what)
         if runtime_threads is None:
             from ttq_keras.runtime.thread_plan import runtime_threads as plan
 

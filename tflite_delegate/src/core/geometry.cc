@@ -7,6 +7,11 @@ namespace ttq {
 namespace core {
 namespace {
 
+// Largest input coordinate a tap may reach, (out - 1) * stride + effective kernel: kernels
+// compute it in int, so a geometry beyond int32 is rejected (a hostile file's huge dilation
+// with SAME padding would otherwise overflow it).
+constexpr int64_t kMaxCoordinate = 2147483647;
+
 // One spatial axis. Returns false when the output is empty.
 bool Axis(int in, int kernel, int stride, int dilation, bool same, int* out, int* pad_before) {
   const int64_t effective = static_cast<int64_t>(kernel - 1) * dilation + 1;
@@ -44,6 +49,18 @@ bool ComputeConvShape(const OpParams& params, int batch, int in_height, int in_w
              std::to_string((params.kernel_height - 1) * params.dilation_height + 1) + "x" +
              std::to_string((params.kernel_width - 1) * params.dilation_width + 1) +
              " gives an empty output";
+    return false;
+  }
+  const auto reach = [](int out, int stride, int kernel, int dilation) {
+    return static_cast<int64_t>(out - 1) * stride + static_cast<int64_t>(kernel - 1) * dilation +
+           1;
+  };
+  if (reach(shape->out_height, params.stride_height, params.kernel_height,
+            params.dilation_height) > kMaxCoordinate ||
+      reach(shape->out_width, params.stride_width, params.kernel_width, params.dilation_width) >
+          kMaxCoordinate) {
+    *error = "the dilated kernel with these strides reaches past coordinate 2^31 - 1 of the "
+             "padded input (a geometry no kernel can index)";
     return false;
   }
   return true;
