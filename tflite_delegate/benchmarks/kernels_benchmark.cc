@@ -174,8 +174,8 @@ int main(int argc, char** argv) {
   std::printf("%s of %d runs, batch 1, ms\n", g_use_min ? "min" : "median", runs);
   for (const auto* net : {&resnet, &alexnet}) {
     const bool is_resnet = net == &resnet;
-    std::printf("\n== %s ==\n", is_resnet ? "CIFAR ResNet-20 ternary convs (x count)" :
-                                            "AlexNet FC stack");
+    std::printf("\n== %s ==\n",
+                is_resnet ? "CIFAR ResNet-20 ternary convs (x count)" : "AlexNet FC stack");
     for (int nt : threads) {
       ThreadPool pool(nt);
       std::printf("-- threads %d --\n", nt);

@@ -15,9 +15,9 @@
 #include "ttq_delegate/ttq_delegate.h"
 
 extern "C" TfLiteDelegate* tflite_plugin_create_delegate(const char* const* options_keys,
-                                                        const char* const* options_values,
-                                                        size_t num_options,
-                                                        void (*report_error)(const char*));
+                                                         const char* const* options_values,
+                                                         size_t num_options,
+                                                         void (*report_error)(const char*));
 
 namespace {
 
@@ -63,8 +63,8 @@ TfLiteDelegate* FromHandle(JNIEnv* env, jlong handle) {
 extern "C" {
 
 JNIEXPORT jlong JNICALL Java_org_ttqkeras_TtqDelegate_nativeCreate(JNIEnv* env, jclass,
-                                                                    jobjectArray keys,
-                                                                    jobjectArray values) {
+                                                                   jobjectArray keys,
+                                                                   jobjectArray values) {
   std::vector<std::string> k, v;
   if (!ToStrings(env, keys, "key", &k) || !ToStrings(env, values, "value", &v)) return 0;
   if (k.size() != v.size()) {

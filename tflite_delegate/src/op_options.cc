@@ -105,8 +105,7 @@ bool ReadRootMap(const uint8_t* data, size_t size, FlexMap* map, std::string* er
   return true;
 }
 
-bool GetInt(const FlexMap& map, const char* key, int64_t min_value, int* out,
-            std::string* error) {
+bool GetInt(const FlexMap& map, const char* key, int64_t min_value, int* out, std::string* error) {
   auto it = map.find(key);
   if (it == map.end()) {
     *error = std::string("missing required key '") + key + "' (int)";
@@ -202,8 +201,8 @@ bool ParseConv(const FlexMap& map, core::OpParams* p, std::string* error) {
   int64_t row = int64_t{p->kernel_height} * p->kernel_width;
   if (p->kind == core::OpKind::kConv2D && row <= kMaxDim) row *= p->in_channels;
   if (eh > kMaxDim || ew > kMaxDim || row > kMaxDim) {
-    *error = "kernel " + std::to_string(p->kernel_height) + "x" +
-             std::to_string(p->kernel_width) + " with these dilations/channels is too large";
+    *error = "kernel " + std::to_string(p->kernel_height) + "x" + std::to_string(p->kernel_width) +
+             " with these dilations/channels is too large";
     return false;
   }
   return true;
@@ -253,11 +252,10 @@ bool ParseOpOptions(core::OpKind kind, const uint8_t* data, size_t size, TtqOpOp
     *error = std::string("key 'version' must be an int; got a ") + FlexTypeName(v);
     return false;
   }
-  const bool is_one = v.IsInt() ? v.AsInt64() == kFormatVersion
-                                : v.AsUInt64() == uint64_t{kFormatVersion};
+  const bool is_one =
+      v.IsInt() ? v.AsInt64() == kFormatVersion : v.AsUInt64() == uint64_t{kFormatVersion};
   if (!is_one) {
-    const std::string got =
-        v.IsInt() ? std::to_string(v.AsInt64()) : std::to_string(v.AsUInt64());
+    const std::string got = v.IsInt() ? std::to_string(v.AsInt64()) : std::to_string(v.AsUInt64());
     *error = "unsupported format version " + got + "; this delegate implements version " +
              std::to_string(kFormatVersion);
     return false;
@@ -278,9 +276,8 @@ bool ParseOpOptions(core::OpKind kind, const uint8_t* data, size_t size, TtqOpOp
       }
       if (int64_t{p.in_channels} * p.depth_multiplier != p.out_channels) {
         *error = "out_channels (" + std::to_string(p.out_channels) +
-                 ") must equal in_channels * depth_multiplier (" +
-                 std::to_string(p.in_channels) + " * " + std::to_string(p.depth_multiplier) +
-                 ")";
+                 ") must equal in_channels * depth_multiplier (" + std::to_string(p.in_channels) +
+                 " * " + std::to_string(p.depth_multiplier) + ")";
         return false;
       }
       break;

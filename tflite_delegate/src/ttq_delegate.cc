@@ -255,8 +255,9 @@ bool CheckInputShape(const NodeInfo& info, const TfLiteIntArray* dims, std::stri
       return false;
     }
     if (info.options.keep_num_dims && dims->data[dims->size - 1] != p.in_channels) {
-      *error = "input shape " + ShapeString(dims) + " must end in in_features = " +
-               std::to_string(p.in_channels) + " when keep_num_dims is true";
+      *error = "input shape " + ShapeString(dims) +
+               " must end in in_features = " + std::to_string(p.in_channels) +
+               " when keep_num_dims is true";
       return false;
     }
     return CheckFcOutputSize(elements / p.in_channels, p.out_channels, error);
@@ -293,8 +294,7 @@ bool CheckNode(const TfLiteContext* context, const TfLiteNode* node, core::OpKin
   for (int i = 0; i < kNumInputs; ++i) {
     const int t = node->inputs->data[i];
     if (t < 0 || static_cast<size_t>(t) >= context->tensors_size) {
-      *error = std::string("input ") + std::to_string(i) + " (" + kInputNames[i] +
-               ") is missing";
+      *error = std::string("input ") + std::to_string(i) + " (" + kInputNames[i] + ") is missing";
       return false;
     }
     info->tensors[i] = t;
@@ -346,15 +346,15 @@ bool CheckNode(const TfLiteContext* context, const TfLiteNode* node, core::OpKin
   const int64_t c_out = p.out_channels;
   for (int i = kCodes; i <= kBias; ++i) {
     const TfLiteTensor& t = context->tensors[info->tensors[i]];
-    const std::string label = std::string(kInputNames[i]) + " (" +
-                              TensorLabel(context, info->tensors[i]) + ")";
+    const std::string label =
+        std::string(kInputNames[i]) + " (" + TensorLabel(context, info->tensors[i]) + ")";
     if (t.allocation_type != kTfLiteMmapRo || t.data.raw == nullptr) {
       *error = label + " must be a constant tensor with a buffer";
       return false;
     }
     const bool is_codes = i == kCodes;
-    const bool shape_ok = is_codes ? DimsEqual(t.dims, {c_out, row_bytes})
-                                   : DimsEqual(t.dims, {c_out});
+    const bool shape_ok =
+        is_codes ? DimsEqual(t.dims, {c_out, row_bytes}) : DimsEqual(t.dims, {c_out});
     if (!shape_ok) {
       *error = label + " has shape " + ShapeString(t.dims) + "; expected " +
                (is_codes ? "[" + std::to_string(c_out) + ", " + std::to_string(row_bytes) +
@@ -392,11 +392,10 @@ bool CheckNode(const TfLiteContext* context, const TfLiteNode* node, core::OpKin
   }
   const uint8_t* codes = context->tensors[info->tensors[kCodes]].data.uint8;
   std::string code_error;
-  const bool codes_ok =
-      trits != nullptr
-          ? (trits->resize(static_cast<size_t>(c_out * k)),
-             core::UnpackTrits(codes, c_out, k, trits->data(), &code_error))
-          : core::ValidatePackedTrits(codes, c_out, k, &code_error);
+  const bool codes_ok = trits != nullptr
+                            ? (trits->resize(static_cast<size_t>(c_out * k)),
+                               core::UnpackTrits(codes, c_out, k, trits->data(), &code_error))
+                            : core::ValidatePackedTrits(codes, c_out, k, &code_error);
   if (!codes_ok) {
     *error = "codes (" + TensorLabel(context, info->tensors[kCodes]) + "): " + code_error;
     return false;
@@ -426,7 +425,7 @@ struct OpState {
   std::unique_ptr<core::TernaryKernel> kernel;
   core::ThreadPool* pool = nullptr;
   std::shared_ptr<NodeTiming> timing;  // may be null
-  std::string error;  // set when Init failed; reported by Prepare
+  std::string error;                   // set when Init failed; reported by Prepare
   // Geometry of the next Invoke, set by Prepare.
   core::ConvShape conv_shape;
   int fc_rows = 0;

@@ -72,7 +72,8 @@ std::unique_ptr<OneOpGraph> MakeGraph(int seed) {
     bias[c] = 0.01f * c - 0.02f;
   }
   std::vector<float> x(kBatch * kHeight * kWidth * kCin);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 31 + seed * 17) % 23) / 7.0f - 1.5f;
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<float>((i * 31 + seed * 17) % 23) / 7.0f - 1.5f;
   std::vector<TensorSpec> t(6);
   t[0].dims = {kBatch, kHeight, kWidth, kCin};
   t[0].data = Bytes(x);

@@ -24,8 +24,8 @@ namespace ttq {
 namespace {
 
 TfLiteIntArray* MakeDims(std::initializer_list<int> dims) {
-  auto* a = static_cast<TfLiteIntArray*>(
-      std::malloc(sizeof(TfLiteIntArray) + sizeof(int) * dims.size()));
+  auto* a =
+      static_cast<TfLiteIntArray*>(std::malloc(sizeof(TfLiteIntArray) + sizeof(int) * dims.size()));
   a->size = static_cast<int>(dims.size());
   int i = 0;
   for (int d : dims) a->data[i++] = d;
@@ -36,9 +36,9 @@ TfLiteIntArray* MakeDims(std::initializer_list<int> dims) {
 class FakeGraph {
  public:
   FakeGraph() {
-    trits_ = {1, -1, 0, 1, 0, -1,  //
-              0, 0, 1, 1, -1, -1,  //
-              -1, 1, 1, 0, 0, 1};
+    trits_ = {1,  -1, 0, 1, 0,  -1,  //
+              0,  0,  1, 1, -1, -1,  //
+              -1, 1,  1, 0, 0,  1};
     std::string error;
     core::PackTrits(trits_.data(), 3, 6, &codes_, &error);
     pos_ = {1.0f, 0.5f, 2.0f};
@@ -81,15 +81,15 @@ class FakeGraph {
       *reg = &Self(c)->reg_;
       return kTfLiteOk;
     };
-    context_.ReplaceNodeSubsetsWithDelegateKernels =
-        [](TfLiteContext* c, TfLiteRegistration reg, const TfLiteIntArray* nodes,
-           TfLiteDelegate* delegate) {
-          FakeGraph* self = Self(c);
-          self->delegate_reg_ = reg;
-          self->replaced_.assign(nodes->data, nodes->data + nodes->size);
-          self->delegate_ = delegate;
-          return kTfLiteOk;
-        };
+    context_.ReplaceNodeSubsetsWithDelegateKernels = [](TfLiteContext* c, TfLiteRegistration reg,
+                                                        const TfLiteIntArray* nodes,
+                                                        TfLiteDelegate* delegate) {
+      FakeGraph* self = Self(c);
+      self->delegate_reg_ = reg;
+      self->replaced_.assign(nodes->data, nodes->data + nodes->size);
+      self->delegate_ = delegate;
+      return kTfLiteOk;
+    };
     context_.ResizeTensor = [](TfLiteContext*, TfLiteTensor* t, TfLiteIntArray* dims) {
       std::free(t->dims);
       t->dims = dims;
@@ -115,8 +115,7 @@ class FakeGraph {
     if (replaced_.size() != 1) return kTfLiteError;
     TfLiteIntArray* nodes = MakeDims({replaced_[0]});
     TfLiteDelegateParams params{delegate_, nodes, node_.inputs, node_.outputs};
-    void* user_data =
-        delegate_reg_.init(&context_, reinterpret_cast<const char*>(&params), 0);
+    void* user_data = delegate_reg_.init(&context_, reinterpret_cast<const char*>(&params), 0);
     std::free(nodes);
     TfLiteNode kernel_node;
     std::memset(&kernel_node, 0, sizeof(kernel_node));

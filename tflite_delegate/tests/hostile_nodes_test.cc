@@ -129,9 +129,12 @@ TEST(HostileNodesTest, NonFiniteScalesAreRejected) {
 }
 
 TEST(HostileNodesTest, HugeDeclaredInputsAreRejectedBeforeAnyAllocation) {
-  for (std::vector<int> dims : std::vector<std::vector<int>>{
-           {2147483647, 5, 5, 2}, {1, 46341, 46341, 2}, {1 << 20, 64, 64, 2},
-           {2147483647, 2147483647, 2147483647, 2}, {1, -5, 5, 2}}) {
+  for (std::vector<int> dims :
+       std::vector<std::vector<int>>{{2147483647, 5, 5, 2},
+                                     {1, 46341, 46341, 2},
+                                     {1 << 20, 64, 64, 2},
+                                     {2147483647, 2147483647, 2147483647, 2},
+                                     {1, -5, 5, 2}}) {
     Conv c;
     c.in_dims = dims;
     std::string errors;

@@ -2,13 +2,12 @@
 // shape, activation, trit density, numeric mode, thread count and ISA sweeps; plus ThreadPool.
 #include <gtest/gtest.h>
 
-#include <memory>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -37,7 +36,7 @@ using optimized::Isa;
 
 struct Shape {
   OpKind kind;
-  int cin, cout;        // fc: in_features, out_features (cout for depthwise = cin * dm)
+  int cin, cout;  // fc: in_features, out_features (cout for depthwise = cin * dm)
   int kh, kw, sh, sw, dh, dw;
   bool same;
   int dm;
@@ -65,9 +64,9 @@ std::string CaseName(const testing::TestParamInfo<Case>& info) {
   if (s.kind == OpKind::kFullyConnected) {
     o << "fc_r" << s.batch << "_in" << s.cin << "_out" << s.cout;
   } else {
-    o << (s.kind == OpKind::kConv2D ? "conv" : "dw") << "_n" << s.batch << "_" << s.h << "x"
-      << s.w << "x" << s.cin << "_k" << s.kh << "x" << s.kw << "_s" << s.sh << s.sw << "_d"
-      << s.dh << s.dw << (s.same ? "_same" : "_valid") << "_o" << s.cout;
+    o << (s.kind == OpKind::kConv2D ? "conv" : "dw") << "_n" << s.batch << "_" << s.h << "x" << s.w
+      << "x" << s.cin << "_k" << s.kh << "x" << s.kw << "_s" << s.sh << s.sw << "_d" << s.dh << s.dw
+      << (s.same ? "_same" : "_valid") << "_o" << s.cout;
     if (s.kind == OpKind::kDepthwiseConv2D) o << "_m" << s.dm;
   }
   o << "_" << ActName(c.act) << (c.density < 0.5 ? "_sparse" : "_dense")
@@ -215,8 +214,8 @@ TEST_P(KernelTest, MatchesReference) {
       const double tol = 1e-5 * mag[i] + 1e-6;
       if (!(std::fabs(static_cast<double>(y[i]) - y_ref[i]) <= tol)) {
         if (++bad <= 5) {
-          ADD_FAILURE() << kernel->Name() << " element " << i << ": got " << y[i]
-                        << ", reference " << y_ref[i] << ", tolerance " << tol;
+          ADD_FAILURE() << kernel->Name() << " element " << i << ": got " << y[i] << ", reference "
+                        << y_ref[i] << ", tolerance " << tol;
         }
       }
     }
@@ -227,8 +226,7 @@ TEST_P(KernelTest, MatchesReference) {
 Shape Conv(int batch, int h, int w, int cin, int cout, int kh, int kw, int s, int d, bool same) {
   return {OpKind::kConv2D, cin, cout, kh, kw, s, s, d, d, same, 1, batch, h, w};
 }
-Shape Depthwise(int batch, int h, int w, int cin, int dm, int kh, int kw, int s, int d,
-                bool same) {
+Shape Depthwise(int batch, int h, int w, int cin, int dm, int kh, int kw, int s, int d, bool same) {
   return {OpKind::kDepthwiseConv2D, cin, cin * dm, kh, kw, s, s, d, d, same, dm, batch, h, w};
 }
 Shape Fc(int rows, int in, int out) {
@@ -300,7 +298,8 @@ TEST(CreateKernelTest, PicksBestFamilyAndFallsBack) {
     EXPECT_EQ(name, "reference");
   } else {
     // The NEON dotprod family shares the plain NEON exact-mode kernels.
-    const Isa family = optimized::BestIsa() == Isa::kNeonDotprod ? Isa::kNeon : optimized::BestIsa();
+    const Isa family =
+        optimized::BestIsa() == Isa::kNeonDotprod ? Isa::kNeon : optimized::BestIsa();
     EXPECT_NE(name.find(optimized::IsaName(family)), std::string::npos) << name;
   }
   std::vector<float> x(10, 1.5f), y(3);
@@ -356,10 +355,12 @@ TEST(KernelLimitsTest, SaturatedInputsAndAllNonzeroWeights) {
         if (conv) {
           ASSERT_TRUE(ComputeConvShape(p, shape.batch, shape.h, shape.w, &cs, &error)) << error;
         }
-        const int64_t per_unit = conv ? static_cast<int64_t>(shape.h) * shape.w * shape.cin : shape.cin;
+        const int64_t per_unit =
+            conv ? static_cast<int64_t>(shape.h) * shape.w * shape.cin : shape.cin;
         std::vector<float> x(static_cast<size_t>(per_unit * shape.batch));
         // Unit 0 all +3 (q = +127), unit 1 all −3 (q = −127).
-        for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int64_t>(i) < per_unit ? 3.0f : -3.0f;
+        for (size_t i = 0; i < x.size(); ++i)
+          x[i] = static_cast<int64_t>(i) < per_unit ? 3.0f : -3.0f;
         const size_t out_size =
             conv ? static_cast<size_t>(cs.batch) * cs.out_height * cs.out_width * p.out_channels
                  : static_cast<size_t>(shape.batch) * p.out_channels;
@@ -375,12 +376,14 @@ TEST(KernelLimitsTest, SaturatedInputsAndAllNonzeroWeights) {
           ref->RunFullyConnected(shape.batch, x.data(), y_ref.data(), nullptr);
           kernel->RunFullyConnected(shape.batch, x.data(), y.data(), &pool);
         }
-        const std::vector<float> mag = Magnitude(p, w, x, shape.batch, conv ? &cs : nullptr, out_size);
+        const std::vector<float> mag =
+            Magnitude(p, w, x, shape.batch, conv ? &cs : nullptr, out_size);
         int bad = 0;
         for (size_t i = 0; i < out_size; ++i) {
-          if (!(std::fabs(static_cast<double>(y[i]) - y_ref[i]) <= 1e-5 * mag[i] + 1e-6) && ++bad <= 3) {
-            ADD_FAILURE() << kernel->Name() << " element " << i << ": got " << y[i] << ", reference "
-                          << y_ref[i];
+          if (!(std::fabs(static_cast<double>(y[i]) - y_ref[i]) <= 1e-5 * mag[i] + 1e-6) &&
+              ++bad <= 3) {
+            ADD_FAILURE() << kernel->Name() << " element " << i << ": got " << y[i]
+                          << ", reference " << y_ref[i];
           }
         }
         EXPECT_EQ(bad, 0) << kernel->Name() << " (" << optimized::IsaName(isa) << ")";

@@ -102,8 +102,8 @@ TEST(FormatVectors, EveryVectorParsesToItsOptions) {
     EXPECT_EQ(o.params.kind, kind);
     // The vector's options restricted to the format's keys (unknown keys are ignored).
     Json expected = Json::object();
-    for (const auto& key : FormatVectors().at("ops").at(c.at("op").get<std::string>())
-                               .at("keys").items()) {
+    for (const auto& key :
+         FormatVectors().at("ops").at(c.at("op").get<std::string>()).at("keys").items()) {
       expected[key.key()] = c.at("options").at(key.key());
     }
     EXPECT_EQ(AsFormatKeys(kind, o), expected);
@@ -170,13 +170,15 @@ TEST(OpOptions, MessagesNameKeyAndValue) {
   EXPECT_NE(ParseError(fc, OptionsBytes("fc_in_features_zero"))
                 .find("key 'in_features' must be in [1, 2147483647]; got 0"),
             std::string::npos);
-  EXPECT_NE(ParseError(fc, OptionsBytes("fc_in_features_2_pow_40")).find("'in_features' must be in [1"),
-            std::string::npos);
+  EXPECT_NE(
+      ParseError(fc, OptionsBytes("fc_in_features_2_pow_40")).find("'in_features' must be in [1"),
+      std::string::npos);
   EXPECT_NE(ParseError(OpKind::kConv2D, OptionsBytes("conv_padding_full"))
                 .find("key 'padding' must be SAME or VALID; got 'FULL'"),
             std::string::npos);
-  EXPECT_NE(ParseError(OpKind::kConv2D, OptionsBytes("conv_stride_width_zero")).find("'stride_width'"),
-            std::string::npos);
+  EXPECT_NE(
+      ParseError(OpKind::kConv2D, OptionsBytes("conv_stride_width_zero")).find("'stride_width'"),
+      std::string::npos);
   EXPECT_NE(ParseError(OpKind::kDepthwiseConv2D,
                        OptionsBytes("depthwise_out_channels_not_in_times_multiplier"))
                 .find("out_channels (5) must equal in_channels * depth_multiplier (3 * 2)"),
@@ -210,8 +212,8 @@ TEST(OpOptions, RejectsConvRowLongerThanInt32) {
 TEST(OpOptions, MalformedBuffersNeverCrash) {
   // Every truncation and every single-byte corruption of valid buffers either parses or fails
   // with a message; under ASan this also proves no read leaves the buffer.
-  for (const char* name : {"conv_relu_same", "fc_none_keep_num_dims", "fc_indirect_ints",
-                           "conv_8_byte_ints"}) {
+  for (const char* name :
+       {"conv_relu_same", "fc_none_keep_num_dims", "fc_indirect_ints", "conv_8_byte_ints"}) {
     SCOPED_TRACE(name);
     const std::vector<uint8_t> good = OptionsBytes(name);
     const OpKind kind = name[0] == 'f' ? OpKind::kFullyConnected : OpKind::kConv2D;

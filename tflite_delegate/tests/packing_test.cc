@@ -119,8 +119,8 @@ TEST_P(PackingRoundTrip, UnpackInvertsPack) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PackingRoundTrip,
                          ::testing::Combine(::testing::Values(1, 3, 16),
-                                            ::testing::Values(1, 2, 4, 5, 6, 9, 10, 11, 27,
-                                                              64, 301)));
+                                            ::testing::Values(1, 2, 4, 5, 6, 9, 10, 11, 27, 64,
+                                                              301)));
 
 TEST(Packing, EveryValidByteRoundTrips) {
   for (int b = 0; b <= kMaxPackedByte; ++b) {

@@ -112,8 +112,8 @@ std::vector<double> Naive(const Case& c, const OpParams& p, const Weights& w,
           double acc = w.bias[oc];
           for (int a = 0; a < c.kh; ++a) {
             for (int b = 0; b < c.kw; ++b) {
-              const double* px = &padded[((i * c.sh + a * c.dh) * pw + j * c.sw + b * c.dw) *
-                                         c.in_c];
+              const double* px =
+                  &padded[((i * c.sh + a * c.dh) * pw + j * c.sw + b * c.dw) * c.in_c];
               if (c.kind == OpKind::kDepthwiseConv2D) {
                 acc += dense(oc, a * c.kw + b) * px[oc / c.depth_multiplier];
               } else {
@@ -142,8 +142,8 @@ std::vector<float> RunReference(const Case& c, const OpParams& p, const Weights&
   ConvShape shape;
   std::string error;
   EXPECT_TRUE(ComputeConvShape(p, c.batch, c.height, c.width, &shape, &error)) << error;
-  std::vector<float> y(
-      static_cast<size_t>(c.batch) * shape.out_height * shape.out_width * c.out_c, -99.0f);
+  std::vector<float> y(static_cast<size_t>(c.batch) * shape.out_height * shape.out_width * c.out_c,
+                       -99.0f);
   kernel->RunConv(shape, x.data(), y.data(), nullptr);
   return y;
 }
@@ -184,8 +184,8 @@ TEST_P(ReferenceKernel, FastInt8MatchesQuantizedFormula) {
   const std::vector<float> x = RandomInput(c, &rng);
   // Quantize per FC row / per image exactly as the contract says, then run the naive formula
   // on q·scale: fast mode is exact arithmetic on the dequantized input.
-  const int64_t unit = c.kind == OpKind::kFullyConnected ? c.in_c
-                                                         : int64_t{c.height} * c.width * c.in_c;
+  const int64_t unit =
+      c.kind == OpKind::kFullyConnected ? c.in_c : int64_t{c.height} * c.width * c.in_c;
   std::vector<double> deq(x.size());
   for (size_t start = 0; start < x.size(); start += unit) {
     float m = 0.0f;

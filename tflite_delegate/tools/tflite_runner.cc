@@ -56,8 +56,8 @@ struct TfLiteCApi {
   void (*OptionsDelete)(TfLiteInterpreterOptions*);
   void (*OptionsSetNumThreads)(TfLiteInterpreterOptions*, int32_t);
   void (*OptionsAddDelegate)(TfLiteInterpreterOptions*, TfLiteOpaqueDelegate*);
-  void (*OptionsSetErrorReporter)(TfLiteInterpreterOptions*,
-                                  void (*)(void*, const char*, va_list), void*);
+  void (*OptionsSetErrorReporter)(TfLiteInterpreterOptions*, void (*)(void*, const char*, va_list),
+                                  void*);
   TfLiteInterpreter* (*InterpreterCreate)(const TfLiteModel*, const TfLiteInterpreterOptions*);
   void (*InterpreterDelete)(TfLiteInterpreter*);
   int32_t (*GetInputTensorCount)(const TfLiteInterpreter*);
@@ -183,7 +183,8 @@ std::vector<char> ReadFile(const std::string& path) {
   std::vector<char> data;
   char chunk[65536];
   size_t n;
-  while ((n = std::fread(chunk, 1, sizeof(chunk), f)) > 0) data.insert(data.end(), chunk, chunk + n);
+  while ((n = std::fread(chunk, 1, sizeof(chunk), f)) > 0)
+    data.insert(data.end(), chunk, chunk + n);
   std::fclose(f);
   return data;
 }
@@ -200,8 +201,8 @@ std::vector<int> ParseShape(const std::string& text) {
   size_t start = 0;
   while (start <= text.size()) {
     const size_t comma = text.find(',', start);
-    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos
-                                                                            : comma - start);
+    const std::string item =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     char* end = nullptr;
     errno = 0;
     const long d = std::strtol(item.c_str(), &end, 10);

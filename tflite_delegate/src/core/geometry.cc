@@ -52,15 +52,15 @@ bool ComputeConvShape(const OpParams& params, int batch, int in_height, int in_w
     return false;
   }
   const auto reach = [](int out, int stride, int kernel, int dilation) {
-    return static_cast<int64_t>(out - 1) * stride + static_cast<int64_t>(kernel - 1) * dilation +
-           1;
+    return static_cast<int64_t>(out - 1) * stride + static_cast<int64_t>(kernel - 1) * dilation + 1;
   };
-  if (reach(shape->out_height, params.stride_height, params.kernel_height,
-            params.dilation_height) > kMaxCoordinate ||
+  if (reach(shape->out_height, params.stride_height, params.kernel_height, params.dilation_height) >
+          kMaxCoordinate ||
       reach(shape->out_width, params.stride_width, params.kernel_width, params.dilation_width) >
           kMaxCoordinate) {
-    *error = "the dilated kernel with these strides reaches past coordinate 2^31 - 1 of the "
-             "padded input (a geometry no kernel can index)";
+    *error =
+        "the dilated kernel with these strides reaches past coordinate 2^31 - 1 of the "
+        "padded input (a geometry no kernel can index)";
     return false;
   }
   return true;
@@ -69,8 +69,7 @@ bool ComputeConvShape(const OpParams& params, int batch, int in_height, int in_w
 int64_t RowLength(const OpParams& params) {
   switch (params.kind) {
     case OpKind::kConv2D:
-      return static_cast<int64_t>(params.kernel_height) * params.kernel_width *
-             params.in_channels;
+      return static_cast<int64_t>(params.kernel_height) * params.kernel_width * params.in_channels;
     case OpKind::kDepthwiseConv2D:
       return static_cast<int64_t>(params.kernel_height) * params.kernel_width;
     case OpKind::kFullyConnected:

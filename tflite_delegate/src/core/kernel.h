@@ -62,8 +62,7 @@ class TernaryKernel {
   virtual void RunConv(const ConvShape& shape, const float* input, float* output,
                        ThreadPool* pool) = 0;
   // Fully connected: input [rows, in_features], output [rows, out_features].
-  virtual void RunFullyConnected(int rows, const float* input, float* output,
-                                 ThreadPool* pool) = 0;
+  virtual void RunFullyConnected(int rows, const float* input, float* output, ThreadPool* pool) = 0;
   virtual const char* Name() const = 0;
 };
 

@@ -46,8 +46,8 @@ bool CheckRow(const uint8_t* row, int64_t row_index, int64_t k, std::string* err
       if (table[last][i] != 0) {
         if (error) {
           *error = "row " + std::to_string(row_index) + " has a non-zero padding trit at tap " +
-                   std::to_string((bytes - 1) * kTritsPerByte + i) + " (K = " +
-                   std::to_string(k) + "; padding trits must be 0)";
+                   std::to_string((bytes - 1) * kTritsPerByte + i) + " (K = " + std::to_string(k) +
+                   "; padding trits must be 0)";
         }
         return false;
       }
@@ -66,8 +66,7 @@ bool ValidatePackedTrits(const uint8_t* codes, int64_t rows, int64_t k, std::str
   return true;
 }
 
-bool UnpackTrits(const uint8_t* codes, int64_t rows, int64_t k, int8_t* trits,
-                 std::string* error) {
+bool UnpackTrits(const uint8_t* codes, int64_t rows, int64_t k, int8_t* trits, std::string* error) {
   const int64_t bytes = PackedRowBytes(k);
   const auto& table = Table().trits;
   for (int64_t r = 0; r < rows; ++r) {

@@ -31,8 +31,7 @@ inline int64_t PackedRowBytes(int64_t k) { return (k + kTritsPerByte - 1) / kTri
 // Unpacks `rows` rows of `k` trits from `codes` ([rows, PackedRowBytes(k)] bytes) into `trits`
 // ([rows, k] int8 in {-1, 0, +1}). Returns false and sets *error (naming the row and byte) when a
 // byte is greater than 242 or a padding trit is not zero; `trits` is then unspecified.
-bool UnpackTrits(const uint8_t* codes, int64_t rows, int64_t k, int8_t* trits,
-                 std::string* error);
+bool UnpackTrits(const uint8_t* codes, int64_t rows, int64_t k, int8_t* trits, std::string* error);
 
 // Checks `codes` like UnpackTrits without writing anything.
 bool ValidatePackedTrits(const uint8_t* codes, int64_t rows, int64_t k, std::string* error);

@@ -39,10 +39,10 @@ class ReferenceKernel final : public TernaryKernel {
 
   void RunConv(const ConvShape& shape, const float* input, float* output,
                ThreadPool* /*pool*/) override {
-    const int64_t image = static_cast<int64_t>(shape.in_height) * shape.in_width *
-                          params_.in_channels;
-    const int64_t out_image = static_cast<int64_t>(shape.out_height) * shape.out_width *
-                              params_.out_channels;
+    const int64_t image =
+        static_cast<int64_t>(shape.in_height) * shape.in_width * params_.in_channels;
+    const int64_t out_image =
+        static_cast<int64_t>(shape.out_height) * shape.out_width * params_.out_channels;
     std::vector<int8_t> q;
     for (int n = 0; n < shape.batch; ++n) {
       const float* x = input + n * image;
@@ -118,8 +118,7 @@ class ReferenceKernel final : public TernaryKernel {
             for (int kw = 0; kw < p.kernel_width; ++kw) {
               const int iw = ow * p.stride_width + kw * p.dilation_width - shape.pad_left;
               if (iw < 0 || iw >= shape.in_width) continue;
-              const T* pixel =
-                  x + (static_cast<int64_t>(ih) * shape.in_width + iw) * p.in_channels;
+              const T* pixel = x + (static_cast<int64_t>(ih) * shape.in_width + iw) * p.in_channels;
               if (depthwise) {
                 s.Add(w[kh * p.kernel_width + kw], pixel[c / p.depth_multiplier]);
               } else {

@@ -133,9 +133,8 @@ struct ThreadPool::Impl {
       return;
     }
     const bool probe = backoff_until != std::chrono::steady_clock::time_point{};
-    const uint32_t chunk =
-        static_cast<uint32_t>(std::max(1, (n + num_threads * kChunksPerThread - 1) /
-                                              (num_threads * kChunksPerThread)));
+    const uint32_t chunk = static_cast<uint32_t>(
+        std::max(1, (n + num_threads * kChunksPerThread - 1) / (num_threads * kChunksPerThread)));
     const uint32_t id = job.load(std::memory_order_relaxed) + 1;
     fn_ = &f;
     n_.store(static_cast<uint32_t>(n), std::memory_order_relaxed);

@@ -14,9 +14,9 @@ namespace core {
 namespace optimized {
 namespace {
 
-#include "core/optimized/simd_avx2.inc"
 #include "core/optimized/conv_impl.inc"
 #include "core/optimized/conv_int8_impl.inc"
+#include "core/optimized/simd_avx2.inc"
 #include "core/optimized/winograd_impl.inc"
 
 struct MicroAvx2 {
@@ -26,7 +26,7 @@ struct MicroAvx2 {
   static void Tile(const TileArgs& a) {
     __m256 acc0[MR], acc1[MR];
     const __m256 b0 = _mm256_load_ps(a.bias), b1 = _mm256_load_ps(a.bias + 8);
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       acc0[r] = b0;
       acc1[r] = b1;
@@ -34,7 +34,7 @@ struct MicroAvx2 {
     const float* w = a.weights;
     for (int t = 0; t < a.taps; ++t) {
       const float* x[MR];
-      #pragma GCC unroll 16
+#pragma GCC unroll 16
       for (int r = 0; r < MR; ++r) {
         // Branchless: padding taps (offset -1) read the zero row. Image borders make this
         // branch unpredictable.
@@ -48,7 +48,7 @@ struct MicroAvx2 {
       for (int ci = 0; ci < a.cin; ++ci) {
         const __m256 w0 = _mm256_load_ps(w), w1 = _mm256_load_ps(w + 8);
         w += kNR;
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int r = 0; r < MR; ++r) {
           const __m256 xb = _mm256_broadcast_ss(x[r] + ci);
           acc0[r] = _mm256_fmadd_ps(xb, w0, acc0[r]);
@@ -56,7 +56,7 @@ struct MicroAvx2 {
         }
       }
     }
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const __m256 y0 = ActivateAvx2(a.act, acc0[r]), y1 = ActivateAvx2(a.act, acc1[r]);
       float* out = a.out + static_cast<int64_t>(r) * a.out_stride;
@@ -122,8 +122,8 @@ struct MicroI8Avx2 {
     const __m256i c128p = _mm256_slli_epi32(cp, 7), c128n = _mm256_slli_epi32(cn, 7);
     const __m256 sp = _mm256_load_ps(a.pos), sn = _mm256_load_ps(a.neg);
     const __m256 b = _mm256_load_ps(a.bias), scale = _mm256_set1_ps(a.scale);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(a.valid),
-                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i mask =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(a.valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const __m256 fp = _mm256_cvtepi32_ps(_mm256_sub_epi32(p32[r], c128p));
@@ -163,7 +163,8 @@ std::unique_ptr<TernaryKernel> CreateConvAvx2(const OpParams& p, const TernaryWe
   // BENCHMARKS.md. The int8 kernel stays available (and tested) as CreateConvInt8Avx2.
   if (WinogradEligible(p) && !WinogradDisabled()) {
     return std::unique_ptr<TernaryKernel>(new WinogradKernel<MicroAvx2>(
-        p, w, mode, mode == NumericMode::kExact ? "avx2_conv_winograd_f32" : "avx2_conv_winograd_int8dq"));
+        p, w, mode,
+        mode == NumericMode::kExact ? "avx2_conv_winograd_f32" : "avx2_conv_winograd_int8dq"));
   }
   return CreateConvDequantAvx2(p, w, mode);
 }
@@ -171,7 +172,8 @@ std::unique_ptr<TernaryKernel> CreateConvAvx2(const OpParams& p, const TernaryWe
 std::unique_ptr<TernaryKernel> CreateConvWinogradAvx2(const OpParams& p, const TernaryWeights& w,
                                                       NumericMode mode) {
   if (!WinogradEligible(p)) return nullptr;
-  return std::unique_ptr<TernaryKernel>(new WinogradKernel<MicroAvx2>(p, w, mode, "avx2_conv_winograd"));
+  return std::unique_ptr<TernaryKernel>(
+      new WinogradKernel<MicroAvx2>(p, w, mode, "avx2_conv_winograd"));
 }
 
 }  // namespace optimized

@@ -17,9 +17,9 @@ namespace core {
 namespace optimized {
 namespace {
 
-#include "core/optimized/simd_avx2.inc"
 #include "core/optimized/conv_impl.inc"
 #include "core/optimized/conv_int8_impl.inc"
+#include "core/optimized/simd_avx2.inc"
 #include "core/optimized/winograd_impl.inc"
 
 struct MicroAvx512 {
@@ -29,12 +29,12 @@ struct MicroAvx512 {
   static void Tile(const TileArgs& a) {
     __m512 acc[MR];
     const __m512 b = _mm512_load_ps(a.bias);
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) acc[r] = b;
     const float* w = a.weights;
     for (int t = 0; t < a.taps; ++t) {
       const float* x[MR];
-      #pragma GCC unroll 16
+#pragma GCC unroll 16
       for (int r = 0; r < MR; ++r) {
         // Branchless: padding taps (offset -1) read the zero row. Image borders make this
         // branch unpredictable.
@@ -48,7 +48,7 @@ struct MicroAvx512 {
       for (int ci = 0; ci < a.cin; ++ci) {
         const __m512 wv = _mm512_load_ps(w);
         w += kNR;
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int r = 0; r < MR; ++r) {
           acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[r][ci]), wv, acc[r]);
         }
@@ -56,7 +56,7 @@ struct MicroAvx512 {
     }
     const __mmask16 store_mask = static_cast<__mmask16>((1u << a.valid) - 1u);
     const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       __m512 y = acc[r];
       if (a.act != Activation::kNone) y = _mm512_max_ps(y, zero);

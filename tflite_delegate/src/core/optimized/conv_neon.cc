@@ -122,8 +122,12 @@ constexpr int kFloatTileRows = 4;
 class ConvNeon final : public TernaryKernel {
  public:
   ConvNeon(const OpParams& p, const TernaryWeights& w, NumericMode mode, bool dotprod)
-      : p_(p), mode_(mode), dotprod_(dotprod), taps_(p.kernel_height * p.kernel_width),
-        k_(taps_ * p.in_channels), cp_(RoundUp(p.in_channels, 4)),
+      : p_(p),
+        mode_(mode),
+        dotprod_(dotprod),
+        taps_(p.kernel_height * p.kernel_width),
+        k_(taps_ * p.in_channels),
+        cp_(RoundUp(p.in_channels, 4)),
         blocks_((p.out_channels + 7) / 8) {
     if (mode == NumericMode::kExact) {
       PackBlockedFloatWeights(w, p.out_channels, k_, 8, &weights_);

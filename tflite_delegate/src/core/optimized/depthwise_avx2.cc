@@ -22,7 +22,9 @@ namespace {
 class DepthwiseAvx2 final : public TernaryKernel {
  public:
   DepthwiseAvx2(const OpParams& p, const TernaryWeights& w, NumericMode mode)
-      : p_(p), mode_(mode), taps_(p.kernel_height * p.kernel_width),
+      : p_(p),
+        mode_(mode),
+        taps_(p.kernel_height * p.kernel_width),
         cpad_(RoundUp(p.out_channels, 8)) {
     // One block of cpad_ channels: [taps][cpad_].
     PackBlockedFloatWeights(w, p.out_channels, taps_, cpad_, &weights_);
@@ -72,7 +74,8 @@ class DepthwiseAvx2 final : public TernaryKernel {
           if (off < 0) continue;
           const __m256 xv = valid == 8 ? _mm256_loadu_ps(image + off + c)
                                        : _mm256_maskload_ps(image + off + c, mask);
-          acc = _mm256_fmadd_ps(xv, _mm256_load_ps(wbase + static_cast<int64_t>(t) * cpad_ + c), acc);
+          acc =
+              _mm256_fmadd_ps(xv, _mm256_load_ps(wbase + static_cast<int64_t>(t) * cpad_ + c), acc);
         }
       } else {
         // Input channel of output channel c + i is (c + i) / dm; invalid lanes read channel 0.
@@ -83,7 +86,8 @@ class DepthwiseAvx2 final : public TernaryKernel {
           const int32_t off = offs[t];
           if (off < 0) continue;
           const __m256 xv = _mm256_i32gather_ps(image + off, vidx, 4);
-          acc = _mm256_fmadd_ps(xv, _mm256_load_ps(wbase + static_cast<int64_t>(t) * cpad_ + c), acc);
+          acc =
+              _mm256_fmadd_ps(xv, _mm256_load_ps(wbase + static_cast<int64_t>(t) * cpad_ + c), acc);
         }
       }
       acc = ActivateAvx2(p_.activation, acc);

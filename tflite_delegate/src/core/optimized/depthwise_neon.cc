@@ -35,7 +35,9 @@ inline float32x4_t Activate(Activation a, float32x4_t v) {
 class DepthwiseNeon final : public TernaryKernel {
  public:
   DepthwiseNeon(const OpParams& p, const TernaryWeights& w, NumericMode mode)
-      : p_(p), mode_(mode), taps_(p.kernel_height * p.kernel_width),
+      : p_(p),
+        mode_(mode),
+        taps_(p.kernel_height * p.kernel_width),
         cpad_(RoundUp(p.out_channels, mode == NumericMode::kExact ? 8 : 16)) {
     if (mode == NumericMode::kExact) {
       PackBlockedFloatWeights(w, p.out_channels, taps_, cpad_, &weights_);
@@ -72,14 +74,16 @@ class DepthwiseNeon final : public TernaryKernel {
       if (mode_ == NumericMode::kExact) {
         float* dst = scratch_.as<float>() + n * expanded;
         for (int64_t i = 0; i < in_pixels; ++i) {
-          for (int c = 0; c < p_.out_channels; ++c) dst[i * cpad_ + c] = x[i * p_.in_channels + c / dm];
+          for (int c = 0; c < p_.out_channels; ++c)
+            dst[i * cpad_ + c] = x[i * p_.in_channels + c / dm];
         }
       } else {
         int8_t* q = scratch_.as<int8_t>() + expanded * s.batch + cpad_;  // after the zero pixel
         image_scales_.as<float>()[n] = QuantizeSymmetricInt8(x, image, q);
         int8_t* dst = scratch_.as<int8_t>() + n * expanded;
         for (int64_t i = 0; i < in_pixels; ++i) {
-          for (int c = 0; c < p_.out_channels; ++c) dst[i * cpad_ + c] = q[i * p_.in_channels + c / dm];
+          for (int c = 0; c < p_.out_channels; ++c)
+            dst[i * cpad_ + c] = q[i * p_.in_channels + c / dm];
         }
       }
     }

@@ -32,8 +32,7 @@ namespace {
 class FullyConnectedAvx2 final : public TernaryKernel {
  public:
   FullyConnectedAvx2(const OpParams& p, const TernaryWeights& w, NumericMode mode)
-      : in_(p.in_channels), out_(p.out_channels),
-        act_(p.activation), mode_(mode) {
+      : in_(p.in_channels), out_(p.out_channels), act_(p.activation), mode_(mode) {
     if (mode == NumericMode::kExact) {
       PackTripletPlanes(w.trits, out_, in_, &planes_);
     } else {
@@ -46,8 +45,7 @@ class FullyConnectedAvx2 final : public TernaryKernel {
 
   void RunConv(const ConvShape&, const float*, float*, ThreadPool*) override {}
 
-  void RunFullyConnected(int rows, const float* input, float* output,
-                         ThreadPool* pool) override {
+  void RunFullyConnected(int rows, const float* input, float* output, ThreadPool* pool) override {
     if (rows <= 0) return;
     if (mode_ == NumericMode::kExact) {
       const int words = (in_ + 29) / 30;
@@ -83,7 +81,8 @@ class FullyConnectedAvx2 final : public TernaryKernel {
         std::memset(q + in_, 0, kp16 - in_);
         BuildTables(q, groups, tables);
         float* y = output + static_cast<int64_t>(r) * out_;
-        ParallelFor(pool, tiles, [&](int begin, int end) { FastTiles(tables, kp16, scale, begin, end, y); });
+        ParallelFor(pool, tiles,
+                    [&](int begin, int end) { FastTiles(tables, kp16, scale, begin, end, y); });
       }
     }
   }
@@ -111,10 +110,9 @@ class FullyConnectedAvx2 final : public TernaryKernel {
       } else {
         for (int i = 0; i < 3; ++i) v[i] = 3 * g + i < n ? x[3 * g + i] : 0.0f;
       }
-      const __m256 t = _mm256_add_ps(
-          _mm256_add_ps(_mm256_and_ps(_mm256_set1_ps(v[0]), member[0]),
-                        _mm256_and_ps(_mm256_set1_ps(v[1]), member[1])),
-          _mm256_and_ps(_mm256_set1_ps(v[2]), member[2]));
+      const __m256 t = _mm256_add_ps(_mm256_add_ps(_mm256_and_ps(_mm256_set1_ps(v[0]), member[0]),
+                                                   _mm256_and_ps(_mm256_set1_ps(v[1]), member[1])),
+                                     _mm256_and_ps(_mm256_set1_ps(v[2]), member[2]));
       _mm256_store_ps(tables + 8 * g, t);
     }
   }
@@ -125,14 +123,14 @@ class FullyConnectedAvx2 final : public TernaryKernel {
     const uint8_t* planes = planes_.as<uint8_t>();
     __m256 ap[NT], an[NT];
     const uint8_t* w[NT];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int i = 0; i < NT; ++i) {
       ap[i] = an[i] = _mm256_setzero_ps();
       w[i] = planes + static_cast<size_t>(t + i) * words * 64;
     }
     for (int word = 0; word < words; ++word) {
       __m256i P[NT], N[NT];
-      #pragma GCC unroll 16
+#pragma GCC unroll 16
       for (int i = 0; i < NT; ++i) {
         P[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(w[i] + word * 64));
         N[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(w[i] + word * 64 + 32));
@@ -141,7 +139,7 @@ class FullyConnectedAvx2 final : public TernaryKernel {
 #pragma GCC unroll 10
       for (int j = 0; j < 10; ++j) {
         const __m256 table = _mm256_load_ps(tb + 8 * j);
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int i = 0; i < NT; ++i) {
           ap[i] = _mm256_add_ps(ap[i], _mm256_permutevar8x32_ps(table, P[i]));
           an[i] = _mm256_add_ps(an[i], _mm256_permutevar8x32_ps(table, N[i]));
@@ -151,14 +149,15 @@ class FullyConnectedAvx2 final : public TernaryKernel {
       }
     }
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int i = 0; i < NT; ++i) {
       const int c = (t + i) * 8;
       const __m256 sp = _mm256_load_ps(pos_.as<float>() + c);
       const __m256 sn = _mm256_load_ps(neg_.as<float>() + c);
       const __m256 b = _mm256_load_ps(bias_.as<float>() + c);
       const __m256 v = ActivateAvx2(
-          act_, _mm256_add_ps(_mm256_sub_ps(_mm256_mul_ps(sp, ap[i]), _mm256_mul_ps(sn, an[i])), b));
+          act_,
+          _mm256_add_ps(_mm256_sub_ps(_mm256_mul_ps(sp, ap[i]), _mm256_mul_ps(sn, an[i])), b));
       const int valid = out_ - c < 8 ? out_ - c : 8;
       if (valid == 8) {
         _mm256_storeu_ps(y + c, v);
@@ -174,8 +173,8 @@ class FullyConnectedAvx2 final : public TernaryKernel {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
     // subset mask m is the byte index within a lane; bit i of m selects tap i.
-    const __m256i index = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
-                                           0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m256i index = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0,
+                                           1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     __m256i select[4], member[4];
     for (int i = 0; i < 4; ++i) {
       // lane 0 broadcasts byte i (group g), lane 1 byte 4 + i (group g + 1)
@@ -229,10 +228,14 @@ class FullyConnectedAvx2 final : public TernaryKernel {
           }
           // (L, H) byte pairs per output -> L + 16·H in int16. unpacklo: outputs 0..7 and
           // 16..23; unpackhi: 8..15 and 24..31.
-          wpa = _mm256_add_epi16(wpa, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(lp, hp), weights_1_16));
-          wpb = _mm256_add_epi16(wpb, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(lp, hp), weights_1_16));
-          wna = _mm256_add_epi16(wna, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(ln, hn), weights_1_16));
-          wnb = _mm256_add_epi16(wnb, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(ln, hn), weights_1_16));
+          wpa = _mm256_add_epi16(wpa,
+                                 _mm256_maddubs_epi16(_mm256_unpacklo_epi8(lp, hp), weights_1_16));
+          wpb = _mm256_add_epi16(wpb,
+                                 _mm256_maddubs_epi16(_mm256_unpackhi_epi8(lp, hp), weights_1_16));
+          wna = _mm256_add_epi16(wna,
+                                 _mm256_maddubs_epi16(_mm256_unpacklo_epi8(ln, hn), weights_1_16));
+          wnb = _mm256_add_epi16(wnb,
+                                 _mm256_maddubs_epi16(_mm256_unpackhi_epi8(ln, hn), weights_1_16));
         }
         Flush(wpa, wpb, acc);
         Flush(wna, wnb, acc + 32);
@@ -256,10 +259,10 @@ class FullyConnectedAvx2 final : public TernaryKernel {
   // intrinsics GCC 12 regrouped the 16 lookups of a chunk into a tree and spilled 10 of them
   // (97 instructions per 512 weights). 28 instructions per 256 weights: 2 weight loads,
   //   2 shifts, 4 masks, 4 table broadcasts, 8 vpshufb, 8 vpaddb.
-  static inline __attribute__((always_inline)) void LookupPair(const uint8_t* w,
-                                                               const uint8_t* tb, __m256i low4,
-                                                               __m256i& lp, __m256i& hp,
-                                                               __m256i& ln, __m256i& hn) {
+  static inline __attribute__((always_inline)) void LookupPair(const uint8_t* w, const uint8_t* tb,
+                                                               __m256i low4, __m256i& lp,
+                                                               __m256i& hp, __m256i& ln,
+                                                               __m256i& hn) {
     __m256i P, N, P1, N1, T, X;
     asm("vmovdqa (%[w]), %[P]\n\t"
         "vmovdqa 32(%[w]), %[N]\n\t"
@@ -289,10 +292,9 @@ class FullyConnectedAvx2 final : public TernaryKernel {
         "vpaddb %[X], %[hp], %[hp]\n\t"
         "vpshufb %[N1], %[T], %[X]\n\t"
         "vpaddb %[X], %[hn], %[hn]\n\t"
-        : [lp] "+x"(lp), [hp] "+x"(hp), [ln] "+x"(ln), [hn] "+x"(hn), [P] "=&x"(P),
-          [N] "=&x"(N), [P1] "=&x"(P1), [N1] "=&x"(N1), [T] "=&x"(T), [X] "=&x"(X)
-        : [w] "r"(w), [t] "r"(tb), [m] "x"(low4),
-          "m"(*reinterpret_cast<const uint8_t(*)[64]>(w)),
+        : [lp] "+x"(lp), [hp] "+x"(hp), [ln] "+x"(ln), [hn] "+x"(hn), [P] "=&x"(P), [N] "=&x"(N),
+          [P1] "=&x"(P1), [N1] "=&x"(N1), [T] "=&x"(T), [X] "=&x"(X)
+        : [w] "r"(w), [t] "r"(tb), [m] "x"(low4), "m"(*reinterpret_cast<const uint8_t(*)[64]>(w)),
           "m"(*reinterpret_cast<const uint8_t(*)[64]>(tb)));
   }
 

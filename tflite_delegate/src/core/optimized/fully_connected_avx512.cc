@@ -29,8 +29,12 @@ inline float ReduceAdd(__m512 v) { return _mm512_reduce_add_ps(v); }
 class FullyConnectedAvx512 final : public TernaryKernel {
  public:
   FullyConnectedAvx512(const OpParams& p, const TernaryWeights& w, NumericMode mode, bool vnni)
-      : in_(p.in_channels), out_(p.out_channels), blocks_((p.in_channels + kBlock - 1) / kBlock),
-        act_(p.activation), mode_(mode), vnni_(vnni) {
+      : in_(p.in_channels),
+        out_(p.out_channels),
+        blocks_((p.in_channels + kBlock - 1) / kBlock),
+        act_(p.activation),
+        mode_(mode),
+        vnni_(vnni) {
     PackBitPlanes(w.trits, out_, in_, &planes_);
     PackChannelVector(w.pos_scales, out_, 16, &pos_);
     PackChannelVector(w.neg_scales, out_, 16, &neg_);
@@ -39,8 +43,7 @@ class FullyConnectedAvx512 final : public TernaryKernel {
 
   void RunConv(const ConvShape&, const float*, float*, ThreadPool*) override {}
 
-  void RunFullyConnected(int rows, const float* input, float* output,
-                         ThreadPool* pool) override {
+  void RunFullyConnected(int rows, const float* input, float* output, ThreadPool* pool) override {
     if (rows <= 0) return;
     const int kp = blocks_ * kBlock;
     if (mode_ == NumericMode::kExact) {
@@ -60,7 +63,8 @@ class FullyConnectedAvx512 final : public TernaryKernel {
       ParallelFor(pool, out_, [&](int begin, int end) {
         for (int r = 0; r < rows; r += 2) {
           const int nr = rows - r >= 2 ? 2 : 1;
-          ExactRows(x + r * stride, stride, nr, begin, end, output + static_cast<int64_t>(r) * out_);
+          ExactRows(x + r * stride, stride, nr, begin, end,
+                    output + static_cast<int64_t>(r) * out_);
         }
       });
     } else {
@@ -88,16 +92,16 @@ class FullyConnectedAvx512 final : public TernaryKernel {
   }
 
   const char* Name() const override {
-    return mode_ == NumericMode::kExact ? "avx512_fc_bitplane_f32"
-                                        : (vnni_ ? "avx512_fc_bitplane_vnni"
-                                                 : "avx512_fc_bitplane_int8");
+    return mode_ == NumericMode::kExact
+               ? "avx512_fc_bitplane_f32"
+               : (vnni_ ? "avx512_fc_bitplane_vnni" : "avx512_fc_bitplane_int8");
   }
 
  private:
   void Finish(int c, int nr, const float* sum_p, const float* sum_n, const float* scales,
               float* y) const {
     const float sp = pos_.as<float>()[c], sn = neg_.as<float>()[c], bias = bias_.as<float>()[c];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int r = 0; r < nr; ++r) {
       const float s = scales ? scales[r] : 1.0f;
       const float v = scales ? s * (sp * sum_p[r] - sn * sum_n[r]) + bias
@@ -111,7 +115,7 @@ class FullyConnectedAvx512 final : public TernaryKernel {
     for (int c = c0; c < c1; ++c) {
       const uint8_t* w = planes + static_cast<int64_t>(c) * blocks_ * 64;
       __m512 p0[2], p1[2], n0[2], n1[2];
-      #pragma GCC unroll 16
+#pragma GCC unroll 16
       for (int r = 0; r < 2; ++r) {
         p0[r] = p1[r] = n0[r] = n1[r] = _mm512_setzero_ps();
       }
@@ -122,7 +126,7 @@ class FullyConnectedAvx512 final : public TernaryKernel {
 #pragma GCC unroll 8
         for (int j = 0; j < 16; j += 2) {
           const __mmask16 kp0 = P[j], kp1 = P[j + 1], kn0 = N[j], kn1 = N[j + 1];
-          #pragma GCC unroll 16
+#pragma GCC unroll 16
           for (int r = 0; r < nr; ++r) {
             const __m512 xa = _mm512_loadu_ps(xb + r * stride + 16 * j);
             const __m512 xc = _mm512_loadu_ps(xb + r * stride + 16 * j + 16);
@@ -134,7 +138,7 @@ class FullyConnectedAvx512 final : public TernaryKernel {
         }
       }
       float sp[2], sn[2];
-      #pragma GCC unroll 16
+#pragma GCC unroll 16
       for (int r = 0; r < nr; ++r) {
         sp[r] = ReduceAdd(_mm512_add_ps(p0[r], p1[r]));
         sn[r] = ReduceAdd(_mm512_add_ps(n0[r], n1[r]));
@@ -159,7 +163,7 @@ class FullyConnectedAvx512 final : public TernaryKernel {
         for (int j = 0; j < 4; ++j) {
           const __m512i mp = _mm512_maskz_mov_epi8(static_cast<__mmask64>(P[j]), ones8);
           const __m512i mn = _mm512_maskz_mov_epi8(static_cast<__mmask64>(N[j]), ones8);
-          #pragma GCC unroll 16
+#pragma GCC unroll 16
           for (int r = 0; r < nr; ++r) {
             const __m512i qv = _mm512_loadu_si512(qb + r * stride + 64 * j);
             p32[r] = _mm512_dpbusd_epi32(p32[r], mp, qv);
@@ -168,7 +172,7 @@ class FullyConnectedAvx512 final : public TernaryKernel {
         }
       }
       float sp[2], sn[2];
-      #pragma GCC unroll 16
+#pragma GCC unroll 16
       for (int r = 0; r < nr; ++r) {
         sp[r] = static_cast<float>(ReduceAdd(p32[r]));
         sn[r] = static_cast<float>(ReduceAdd(n32[r]));
@@ -199,7 +203,7 @@ class FullyConnectedAvx512 final : public TernaryKernel {
           for (int j = 0; j < 4; ++j) {
             const __m512i mp = _mm512_maskz_mov_epi8(static_cast<__mmask64>(P[j]), ones8);
             const __m512i mn = _mm512_maskz_mov_epi8(static_cast<__mmask64>(N[j]), ones8);
-            #pragma GCC unroll 16
+#pragma GCC unroll 16
             for (int r = 0; r < nr; ++r) {
               const __m512i qv = _mm512_loadu_si512(qb + r * stride + 64 * j);
               p16[r] = _mm512_add_epi16(p16[r], _mm512_maddubs_epi16(mp, qv));
@@ -207,14 +211,14 @@ class FullyConnectedAvx512 final : public TernaryKernel {
             }
           }
         }
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int r = 0; r < nr; ++r) {
           p32[r] = _mm512_add_epi32(p32[r], _mm512_madd_epi16(p16[r], ones16));
           n32[r] = _mm512_add_epi32(n32[r], _mm512_madd_epi16(n16[r], ones16));
         }
       }
       float sp[2], sn[2];
-      #pragma GCC unroll 16
+#pragma GCC unroll 16
       for (int r = 0; r < nr; ++r) {
         sp[r] = static_cast<float>(ReduceAdd(p32[r]));
         sn[r] = static_cast<float>(ReduceAdd(n32[r]));

@@ -1,6 +1,7 @@
-// Fully connected kernels for aarch64 NEON. Weights stay 2 bits per weight in memory: batch-1 FC reads every weight once per row and is bound by weight
-// traffic, so no int8 or float copy of the weights exists. Layouts are those of the x86 kernels
-// (docs/kernel_layout.md of issue 9) where they fit NEON:
+// Fully connected kernels for aarch64 NEON. Weights stay 2 bits per weight in memory: batch-1 FC
+// reads every weight once per row and is bound by weight traffic, so no int8 or float copy of the
+// weights exists. Layouts are those of the x86 kernels (docs/kernel_layout.md of issue 9) where
+// they fit NEON:
 //   exact:          nibble planes (PackNibblePlanes, 2 bits per weight, as fast mode): per group
 //                   of 4 taps a 16-float table of the sums of x over every subset, looked up
 //                   for 4 outputs at once with `tbl` (vqtbl4q_u8 on the 64-byte table, byte
@@ -45,7 +46,8 @@ void PackBitSlicedPlanes(const int8_t* trits, int out_channels, int k, AlignedBu
     for (int t = 0; t < k; ++t) {
       if (row[t] == 0) continue;
       const int block = t / 128, within = t % 128;
-      uint8_t* plane = quad + static_cast<size_t>(block) * 128 + (c % 4) * 32 + (row[t] > 0 ? 0 : 16);
+      uint8_t* plane =
+          quad + static_cast<size_t>(block) * 128 + (c % 4) * 32 + (row[t] > 0 ? 0 : 16);
       plane[within % 16] |= static_cast<uint8_t>(1u << (within / 16));
     }
   }
@@ -80,8 +82,7 @@ class FullyConnectedNeon final : public TernaryKernel {
 
   void RunConv(const ConvShape&, const float*, float*, ThreadPool*) override {}
 
-  void RunFullyConnected(int rows, const float* input, float* output,
-                         ThreadPool* pool) override {
+  void RunFullyConnected(int rows, const float* input, float* output, ThreadPool* pool) override {
     for (int r = 0; r < rows; ++r) {
       const float* x = input + static_cast<int64_t>(r) * in_;
       float* y = output + static_cast<int64_t>(r) * out_;
@@ -179,10 +180,9 @@ class FullyConnectedNeon final : public TernaryKernel {
     const float* b = bias_.as<float>() + c;
     alignas(16) float tmp[16];
     for (int j = 0; j < 4; ++j) {
-      const float32x4_t v = vaddq_f32(
-          vsubq_f32(vmulq_f32(vld1q_f32(sp + 4 * j), acc[0][j]),
-                    vmulq_f32(vld1q_f32(sn + 4 * j), acc[1][j])),
-          vld1q_f32(b + 4 * j));
+      const float32x4_t v = vaddq_f32(vsubq_f32(vmulq_f32(vld1q_f32(sp + 4 * j), acc[0][j]),
+                                                vmulq_f32(vld1q_f32(sn + 4 * j), acc[1][j])),
+                                      vld1q_f32(b + 4 * j));
       vst1q_f32(tmp + 4 * j, Activate(act_, v));
     }
     const int valid = out_ - c < 16 ? out_ - c : 16;
@@ -202,8 +202,8 @@ class FullyConnectedNeon final : public TernaryKernel {
     const float* sn = neg_.as<float>();
     const float* b = bias_.as<float>();
     // The reference's expression, in its order (no FMA contraction in ISO C++ mode).
-    const float v = scale * (sp[c] * static_cast<float>(sum_p) - sn[c] * static_cast<float>(sum_n)) +
-                    b[c];
+    const float v =
+        scale * (sp[c] * static_cast<float>(sum_p) - sn[c] * static_cast<float>(sum_n)) + b[c];
     return ApplyActivation(act_, v);
   }
 
@@ -280,7 +280,8 @@ class FullyConnectedNeon final : public TernaryKernel {
         for (int pl = 0; pl < 2; ++pl) {
           for (int hf = 0; hf < 2; ++hf) {
             uint16x8_t* a = w16[pl][hf];
-            a[0] = vmlal_u8(vaddw_u8(a[0], vget_low_u8(l[pl][hf])), vget_low_u8(h[pl][hf]), sixteen);
+            a[0] =
+                vmlal_u8(vaddw_u8(a[0], vget_low_u8(l[pl][hf])), vget_low_u8(h[pl][hf]), sixteen);
             a[1] = vmlal_high_u8(vaddw_high_u8(a[1], l[pl][hf]), h[pl][hf], vdupq_n_u8(16));
           }
         }
@@ -304,7 +305,8 @@ class FullyConnectedNeon final : public TernaryKernel {
     const int valid = out_ - c_begin < 32 ? out_ - c_begin : 32;
     for (int o = 0; o < valid; ++o) {
       const int c = c_begin + o;
-      y[c] = Finish(c, sums[0][o] - 128 * counts[2 * c], sums[1][o] - 128 * counts[2 * c + 1], scale);
+      y[c] =
+          Finish(c, sums[0][o] - 128 * counts[2 * c], sums[1][o] - 128 * counts[2 * c + 1], scale);
     }
   }
 
@@ -333,9 +335,8 @@ class FullyConnectedNeon final : public TernaryKernel {
 
 }  // namespace
 
-std::unique_ptr<TernaryKernel> CreateFullyConnectedNeon(const OpParams& p,
-                                                        const TernaryWeights& w, NumericMode mode,
-                                                        bool dotprod) {
+std::unique_ptr<TernaryKernel> CreateFullyConnectedNeon(const OpParams& p, const TernaryWeights& w,
+                                                        NumericMode mode, bool dotprod) {
   if (p.kind != OpKind::kFullyConnected || p.in_channels < 1 || p.out_channels < 1) return nullptr;
   using Path = FullyConnectedNeon::Path;
   const Path path = mode == NumericMode::kExact

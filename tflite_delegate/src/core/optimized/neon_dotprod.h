@@ -22,10 +22,10 @@ struct ConvInt8Args {
   const int32_t* offsets;  // ConvOffsets rows of the tile's first pixel: [rows][taps]
   int rows;                // 1 .. kConvInt8TileRows
   int taps;
-  int steps;               // cp / 4
+  int steps;  // cp / 4
   const int8_t* image;
   const int8_t* zeros;
-  const int8_t* weights;   // this block's planes
+  const int8_t* weights;  // this block's planes
   int32_t* sums;
 };
 constexpr int kConvInt8TileRows = 8;

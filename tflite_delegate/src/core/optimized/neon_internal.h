@@ -22,9 +22,8 @@ namespace optimized {
 std::unique_ptr<TernaryKernel> CreateNeonKernel(const OpParams& p, const TernaryWeights& w,
                                                 NumericMode mode, bool dotprod);
 
-std::unique_ptr<TernaryKernel> CreateFullyConnectedNeon(const OpParams& p,
-                                                        const TernaryWeights& w, NumericMode mode,
-                                                        bool dotprod);
+std::unique_ptr<TernaryKernel> CreateFullyConnectedNeon(const OpParams& p, const TernaryWeights& w,
+                                                        NumericMode mode, bool dotprod);
 std::unique_ptr<TernaryKernel> CreateConvNeon(const OpParams& p, const TernaryWeights& w,
                                               NumericMode mode, bool dotprod);
 std::unique_ptr<TernaryKernel> CreateDepthwiseNeon(const OpParams& p, const TernaryWeights& w,

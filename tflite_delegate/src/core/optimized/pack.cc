@@ -172,7 +172,8 @@ void PackWinogradWeights(const TernaryWeights& w, int out_channels, int in_chann
       for (int kh = 0; kh < 3; ++kh) {
         for (int kw = 0; kw < 3; ++kw) {
           const int8_t t = row[(kh * 3 + kw) * in_channels + ci];
-          g[kh][kw] = t > 0 ? w.pos_scales[c] : (t < 0 ? -static_cast<double>(w.neg_scales[c]) : 0.0);
+          g[kh][kw] =
+              t > 0 ? w.pos_scales[c] : (t < 0 ? -static_cast<double>(w.neg_scales[c]) : 0.0);
         }
       }
       double gg[4][3];  // G·g
