@@ -17,10 +17,12 @@ namespace core {
 namespace optimized {
 namespace {
 
+// clang-format off: the implementation files use the SIMD helpers, so those come first.
+#include "core/optimized/simd_avx2.inc"
 #include "core/optimized/conv_impl.inc"
 #include "core/optimized/conv_int8_impl.inc"
-#include "core/optimized/simd_avx2.inc"
 #include "core/optimized/winograd_impl.inc"
+// clang-format on
 
 struct MicroAvx512 {
   static constexpr int kMR = 12;
