@@ -27,6 +27,7 @@ __all__ = [
     "TRITS_PER_BYTE",
     "MAX_CODE_BYTE",
     "INT32_MAX",
+    "MAX_ACTIVATION_ELEMENTS",
     "INPUT_NAMES",
     "check_options",
     "parse_options",
@@ -35,6 +36,8 @@ __all__ = [
     "packed_row_bytes",
     "conv_output_size",
     "check_input_shape",
+    "check_activation_size",
+    "check_output_size",
 ]
 
 FORMAT_VERSION = 1
@@ -51,6 +54,9 @@ INPUT_NAMES = ("input", "codes", "pos_scales", "neg_scales", "bias")
 
 # Sizes are TFLite tensor dimensions: int32.
 INT32_MAX = 2**31 - 1
+# Largest activation tensor (input or output of a TTQ op) a reader accepts, in elements: 2^28
+# (1 GiB of float32), as the delegate (section 5, "memory bounds").
+MAX_ACTIVATION_ELEMENTS = 1 << 28
 
 # Section 3: 5 trits per byte, base 3; a byte is at most 3**5 - 1.
 TRITS_PER_BYTE = 5
@@ -137,6 +143,14 @@ def check_options(options, op_type, where):
             raise ValueError(
                 f"{where}: {key} must be in [1, {INT32_MAX}]. Received: {options[key]}"
             )
+    if op_type != TTQ_FULLY_CONNECTED:
+        # As the delegate: effective (dilated) kernel sizes and the row length K within int32.
+        for axis in ("height", "width"):
+            ek = (options[f"kernel_{axis}"] - 1) * options[f"dilation_{axis}"] + 1
+            if ek > INT32_MAX:
+                raise ValueError(f"{where}: the dilated kernel {axis} {ek} is larger than 2^31 - 1")
+        if row_length_and_channels(options, op_type)[0] > INT32_MAX:
+            raise ValueError(f"{where}: the row length K is larger than 2^31 - 1")
     if op_type == TTQ_DEPTHWISE_CONV_2D:
         if options["out_channels"] != options["in_channels"] * options["depth_multiplier"]:
             raise ValueError(
@@ -228,3 +242,33 @@ def check_input_shape(where, op_type, options, shape, name="input"):
                 f"{where}: input {name!r} last dimension must be in_channels="
                 f"{options['in_channels']}. Received shape {shape}"
             )
+
+
+def check_activation_size(where, label, shape):
+    """A TTQ op's activation shape: no negative dim, at most MAX_ACTIVATION_ELEMENTS elements."""
+    shape = [int(d) for d in shape]
+    if any(d < 0 for d in shape) or int(np.prod(shape, dtype=object)) > MAX_ACTIVATION_ELEMENTS:
+        raise ValueError(
+            f"{where}: {label} shape {shape} has a negative dimension or more than 2^28 elements "
+            "(the bound on one activation tensor, docs/format.md section 5)"
+        )
+
+
+def check_output_size(where, op_type, options, shape):
+    """The output the op would write for input `shape` stays within MAX_ACTIVATION_ELEMENTS."""
+    o = options
+    shape = [int(d) for d in shape]
+    if op_type == TTQ_FULLY_CONNECTED:
+        out = [int(np.prod(shape, dtype=object)) // o["in_features"], o["out_features"]]
+    else:
+        out = [
+            shape[0],
+            conv_output_size(
+                shape[1], o["kernel_height"], o["stride_height"], o["dilation_height"], o["padding"]
+            )[0],
+            conv_output_size(
+                shape[2], o["kernel_width"], o["stride_width"], o["dilation_width"], o["padding"]
+            )[0],
+            o["out_channels"],
+        ]
+    check_activation_size(where, "output", [max(d, 0) for d in out])

@@ -68,11 +68,8 @@ def _parse_ttq_op(model, sg, index, op, op_type):
     where = f"operator {index} ({op_type})"
     if op_type not in fmt.TTQ_OPS:
         raise ValueError(f"{where}: unknown ternary op; this reader implements {fmt.TTQ_OPS}")
-    oc = model.operatorCodes[op.opcodeIndex]
-    if oc.version != 1:
-        raise ValueError(f"{where}: operator code version must be 1. Received: {oc.version}")
-    if op.customOptionsFormat != schema_fb.CustomOptionsFormat.FLEXBUFFERS:
-        raise ValueError(f"{where}: custom_options_format must be FLEXBUFFERS")
+    # The operator code's version and custom_options_format are not checked: a TFLite delegate
+    # is never shown them, so both readers go by the options' own `version` (format.md 1 and 4).
     options = fmt.parse_options(op.customOptions, op_type, where)
     inputs = fbio.ints(op.inputs)
     outputs = fbio.ints(op.outputs)
@@ -81,8 +78,18 @@ def _parse_ttq_op(model, sg, index, op, op_type):
             f"{where}: expected 5 inputs (input, codes, pos_scales, neg_scales, bias) and 1 "
             f"output. Received: {len(inputs)} inputs {inputs}, {len(outputs)} outputs"
         )
+    if outputs[0] in inputs:
+        raise ValueError(
+            f"{where}: the output tensor {outputs[0]} is also an input. Received inputs {inputs}"
+        )
+    if any(i < 0 or i >= len(sg.tensors or []) for i in inputs + outputs):
+        raise ValueError(
+            f"{where}: a tensor index is out of range: inputs {inputs}, outputs {outputs}"
+        )
     tensors = [sg.tensors[i] for i in inputs]
     names = [fbio.tensor_name(t) for t in tensors]
+    for t, label in ((tensors[0], "input"), (sg.tensors[outputs[0]], "output")):
+        fmt.check_activation_size(where, label, fbio.ints(t.shape))
     for t, label in ((tensors[0], "input"), (sg.tensors[outputs[0]], "output")):
         if t.type != schema_fb.TensorType.FLOAT32:
             raise ValueError(
@@ -194,7 +201,10 @@ def run(model, inputs):
         if name.startswith(fmt.TTQ_PREFIX):
             t = _parse_ttq_op(model, sg, index, op, name)
             x = get(ins[0])
-            fmt.check_input_shape(f"operator {index} ({name})", name, t.options, x.shape)
+            where = f"operator {index} ({name})"
+            fmt.check_activation_size(where, "input", x.shape)
+            fmt.check_input_shape(where, name, t.options, x.shape)
+            fmt.check_output_size(where, name, t.options, x.shape)
             kernel = TTQ_KERNELS[name]
             y = kernel(x, t.codes, t.pos_scales, t.neg_scales, t.bias, t.options)
             values[outs[0]] = y

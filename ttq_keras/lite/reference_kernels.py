@@ -48,12 +48,22 @@ def check_weights(where, op_type, options, codes, pos, neg, bias):
             raise ValueError(
                 f"{where}: {name} must have shape [{c_out}]. Received: {list(t.shape)}"
             )
+    # A NaN or Inf there is a corrupt file, not a model (the delegate rejects it too).
+    for name, t in (("pos_scales", pos), ("neg_scales", neg), ("bias", bias)):
+        bad = ~np.isfinite(t)
+        if bad.any():
+            raise ValueError(
+                f"{where}: {name} holds a non-finite value at channel {int(np.argmax(bad))}"
+            )
     trits = unpack_codes(codes, k, name=f"{where}: codes")
     return trits
 
 
 def patches(x, kh, kw, sh, sw, dh, dw, padding):
-    """[N, OH, OW, KH*KW, C] input taps, padding reads 0."""
+    """[N, OH, OW, KH*KW, C] input taps, padding reads 0.
+
+    Taps are gathered by index (no padded copy of the input), so the memory is that of the
+    result whatever padding a huge dilation implies."""
     n, h, w, c = x.shape
     oh, pt = fmt.conv_output_size(h, kh, sh, dh, padding)
     ow, pl = fmt.conv_output_size(w, kw, sw, dw, padding)
@@ -62,15 +72,26 @@ def patches(x, kh, kw, sh, sw, dh, dw, padding):
             f"input {h}x{w} is smaller than the effective kernel "
             f"{(kh - 1) * dh + 1}x{(kw - 1) * dw + 1} with {padding} padding"
         )
-    pb = max((oh - 1) * sh + (kh - 1) * dh + 1 - h - pt, 0)
-    pr = max((ow - 1) * sw + (kw - 1) * dw + 1 - w - pl, 0)
-    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    cols = [
-        xp[:, i * dh : i * dh + (oh - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw, :]
-        for i in range(kh)
-        for j in range(kw)
-    ]
-    return np.stack(cols, axis=3)
+    # As the delegate's geometry: the last tap must have an int32 coordinate.
+    if (oh - 1) * sh + (kh - 1) * dh + 1 > fmt.INT32_MAX or (
+        (ow - 1) * sw + (kw - 1) * dw + 1 > fmt.INT32_MAX
+    ):
+        raise ValueError(
+            "the dilated kernel with these strides reaches past coordinate 2^31 - 1 of the "
+            "padded input"
+        )
+    fmt.check_activation_size("conv", "patches", [n, oh, ow, kh * kw, c])
+    xz = np.concatenate([x, np.zeros((n, 1, w, c), x.dtype)], axis=1)  # row h reads 0
+    xz = np.concatenate([xz, np.zeros((n, h + 1, 1, c), x.dtype)], axis=2)  # column w reads 0
+
+    def taps(out, stride, kernel, dilation, pad, size):
+        idx = np.arange(out)[:, None] * stride + np.arange(kernel)[None, :] * dilation - pad
+        return np.where((idx >= 0) & (idx < size), idx, size)  # [out, kernel]; size reads 0
+
+    rows = taps(oh, sh, kh, dh, pt, h)
+    cols = taps(ow, sw, kw, dw, pl, w)
+    g = xz[:, rows[:, None, :, None], cols[None, :, None, :], :]  # [N, OH, OW, KH, KW, C]
+    return g.reshape(n, oh, ow, kh * kw, c)
 
 
 def apply_activation(y, activation):
