@@ -42,7 +42,11 @@ def run_worker(files, headroom_mb=MEMORY_HEADROOM_MB):
         if headroom_mb:
             cmd += ["--memory-headroom-mb", str(headroom_mb)]
         proc = subprocess.Popen(
-            cmd + pending, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cmd + pending,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
         current, deadline = None, time.monotonic() + STARTUP_TIMEOUT_S
@@ -150,8 +154,15 @@ class HostileCorpusTest(unittest.TestCase):
     def testHugeDimensionFilesAreRejectedUnderTheMemoryLimit(self):
         # 2^31 channels, kernel products overflowing int32 / int64, huge batches: rejected
         # with a message, by both readers, in a child limited to MEMORY_HEADROOM_MB more.
-        huge = [n for n in self.manifest if n.startswith("dims_") and "huge" in n
-                or "2p31" in n or "overflow" in n or "2p20" in n]
+        huge = [
+            n
+            for n in self.manifest
+            if n.startswith("dims_")
+            and "huge" in n
+            or "2p31" in n
+            or "overflow" in n
+            or "2p20" in n
+        ]
         self.assertGreaterEqual(len(huge), 10)
         for name in huge:
             r = self.results[name]

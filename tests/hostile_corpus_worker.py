@@ -25,7 +25,7 @@ import traceback
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema_fb
 
-from ttq_keras.lite import reference as numpy_reference  # the NumPy reference reader
+from ttq_keras.lite import interpreter as numpy_reference  # the NumPy reference reader
 
 # Largest input the harness builds; a file declaring more can only be accepted by a reader
 # that allocates it, which the memory bound forbids.
