@@ -165,7 +165,8 @@ test-fuzz: delegate
 	cp tests/data/hostile/*.tflite $(DELEGATE_FUZZ_BUILD)/run/file/
 	$(DELEGATE_FUZZ_BUILD)/fuzz_one_op $(FUZZ_FLAGS) \
 	  -artifact_prefix=$(DELEGATE_FUZZ_BUILD)/run/ $(DELEGATE_FUZZ_BUILD)/run/one_op
-	TTQ_TFLITE_C_LIB=$$(bash scripts/fetch_tflite_runtime.sh $(CURDIR)/$(DELEGATE_FUZZ_BUILD)/tflite_runtime) \
+	bash scripts/fetch_pinned_artifact.sh tflite-c-api-linux-x86_64 $(DELEGATE_FUZZ_BUILD)/tflite_runtime
+	TTQ_TFLITE_C_LIB=$(CURDIR)/$(DELEGATE_FUZZ_BUILD)/tflite_runtime/libjnitensorflowlite.so \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/$(DELEGATE_DIR)/fuzz/lsan_suppressions.txt \
 	  $(DELEGATE_FUZZ_BUILD)/fuzz_tflite_file $(FUZZ_FLAGS) -max_len=65536 \
 	  -artifact_prefix=$(DELEGATE_FUZZ_BUILD)/run/ $(DELEGATE_FUZZ_BUILD)/run/file

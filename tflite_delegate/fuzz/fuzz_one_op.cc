@@ -337,7 +337,7 @@ void RunOne(FuzzedDataProvider& fdp) {
   w.pos_scales = pos.data();
   w.neg_scales = neg.data();
   w.bias = bias.data();
-  auto reference = core::CreateReferenceKernel(p, w);
+  auto reference = core::CreateReferenceKernel(p, w, core::NumericMode::kExact);
   std::vector<float> expected(y.size());
   int64_t rows_or_batch = 0;
   if (kind == core::OpKind::kFullyConnected) {

@@ -1,7 +1,8 @@
 // Raw-bytes libFuzzer target: the fuzz input is a whole .tflite file. It goes through a real
 // TFLite runtime -- TFLite 2.18's C API, dlopen'ed from the pinned Maven artifact
 // org.bytedeco:tensorflow-lite:2.18.0-1.5.11:linux-x86_64 (libjnitensorflowlite.so exports
-// the C API; scripts/fetch_tflite_runtime.sh) -- with this delegate (compiled into the fuzzer,
+// the C API; `scripts/fetch_pinned_artifact.sh tflite-c-api-linux-x86_64 DEST`) -- with this
+// delegate (compiled into the fuzzer,
 // instrumented) added to the interpreter options, the way an app uses it:
 //   TfLiteModelCreate (flatbuffer verifier) -> TfLiteInterpreterCreate (builder + the
 //   delegate's Prepare, which validates every TTQ node) -> AllocateTensors (kernel Prepare:
@@ -64,7 +65,8 @@ const CApi& Api() {
     if (path == nullptr) {
       std::fprintf(stderr,
                    "fuzz_tflite_file: set TTQ_TFLITE_C_LIB to libjnitensorflowlite.so "
-                   "(scripts/fetch_tflite_runtime.sh prints its path)\n");
+                   "(scripts/fetch_pinned_artifact.sh tflite-c-api-linux-x86_64 DEST "
+                   "writes DEST/libjnitensorflowlite.so)\n");
       std::exit(2);
     }
     void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
