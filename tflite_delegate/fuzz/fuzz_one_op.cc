@@ -11,15 +11,15 @@
 //   - a rejection reports an error naming the node ("TTQ delegate: node 0 (...)");
 //   - an accepted valid op in exact mode matches the reference kernel (core/) within float
 //     rounding; every output element is written.
+#include <fuzzer/FuzzedDataProvider.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-#include <fuzzer/FuzzedDataProvider.h>
 
 #include "core/geometry.h"
 #include "core/kernel.h"
@@ -36,9 +36,10 @@ namespace {
 
 // Values a hostile file likes: limits of int32, zero, negatives, powers of two.
 int HostileInt(FuzzedDataProvider& fdp) {
-  static constexpr int kValues[] = {0,          -1,         1,          2,        -2147483647 - 1,
-                                    2147483647, 1073741824, 65536,      46341,    -65536,
-                                    1 << 28,    (1 << 28) + 1, 3,       255,      256};
+  static constexpr int kValues[] = {
+      0,          -1,    1,     2,      -2147483647 - 1, 2147483647,
+      1073741824, 65536, 46341, -65536, 1 << 28,         (1 << 28) + 1,
+      3,          255,   256};
   return kValues[fdp.ConsumeIntegralInRange<size_t>(0, sizeof(kValues) / sizeof(int) - 1)];
 }
 
@@ -106,7 +107,7 @@ void RunOne(FuzzedDataProvider& fdp) {
       p.out_channels = Dim(fdp, 1, 16);
     }
   }
-  p.activation = activation == "RELU" ? core::Activation::kRelu
+  p.activation = activation == "RELU"    ? core::Activation::kRelu
                  : activation == "RELU6" ? core::Activation::kRelu6
                                          : core::Activation::kNone;
 
@@ -148,7 +149,8 @@ void RunOne(FuzzedDataProvider& fdp) {
   }
   add_int("version", fdp.ConsumeIntegralInRange<int>(0, 31) == 0 ? HostileInt(fdp) : 1);
   // Option mutations: drop, retype, rename, duplicate.
-  const int option_mutations = fdp.ConsumeIntegralInRange<int>(0, 7) == 0 ? fdp.ConsumeIntegralInRange<int>(1, 3) : 0;
+  const int option_mutations =
+      fdp.ConsumeIntegralInRange<int>(0, 7) == 0 ? fdp.ConsumeIntegralInRange<int>(1, 3) : 0;
   for (int m = 0; m < option_mutations && !entries.empty(); ++m) {
     const size_t i = fdp.ConsumeIntegralInRange<size_t>(0, entries.size() - 1);
     switch (fdp.ConsumeIntegralInRange<int>(0, 4)) {
@@ -175,7 +177,8 @@ void RunOne(FuzzedDataProvider& fdp) {
   if (fdp.ConsumeIntegralInRange<int>(0, 15) == 0) {  // corrupt the encoded bytes
     const int flips = fdp.ConsumeIntegralInRange<int>(1, 4);
     for (int f = 0; f < flips && !options.empty(); ++f) {
-      options[fdp.ConsumeIntegralInRange<size_t>(0, options.size() - 1)] = fdp.ConsumeIntegral<uint8_t>();
+      options[fdp.ConsumeIntegralInRange<size_t>(0, options.size() - 1)] =
+          fdp.ConsumeIntegral<uint8_t>();
     }
     if (fdp.ConsumeBool()) options.resize(fdp.ConsumeIntegralInRange<size_t>(0, options.size()));
   }
@@ -198,7 +201,9 @@ void RunOne(FuzzedDataProvider& fdp) {
   const int codes_mutation = fdp.ConsumeIntegralInRange<int>(0, 23);
   switch (codes_mutation) {
     case 0:  // a byte above 242 or a non-zero padding trit
-      if (!codes.empty()) codes[fdp.ConsumeIntegralInRange<size_t>(0, codes.size() - 1)] = fdp.ConsumeIntegral<uint8_t>();
+      if (!codes.empty())
+        codes[fdp.ConsumeIntegralInRange<size_t>(0, codes.size() - 1)] =
+            fdp.ConsumeIntegral<uint8_t>();
       break;
     case 1:  // wrong row length (floor instead of ceil, or one more)
       codes_dims[1] = static_cast<int>(row_bytes + (fdp.ConsumeBool() ? 1 : -1));
@@ -244,7 +249,7 @@ void RunOne(FuzzedDataProvider& fdp) {
   if (fdp.ConsumeIntegralInRange<int>(0, 31) == 0) in_dims.pop_back();  // wrong rank
   // Storage only for inputs a real runtime could hold; a huge declared input gets none, and
   // the delegate must reject it before Eval.
-  int64_t in_elements = 1;   // saturates at 2^40
+  int64_t in_elements = 1;  // saturates at 2^40
   bool negative_dim = false;
   for (int d : in_dims) {
     if (d < 0) negative_dim = true;
@@ -278,20 +283,20 @@ void RunOne(FuzzedDataProvider& fdp) {
   tensors[4].constant = true;
   tensors[5].dims = {1};
   const int tensor_mutation = fdp.ConsumeIntegralInRange<int>(0, 23);
-  if (tensor_mutation == 0) tensors[1].type = kTfLiteInt8;          // wrong dtype
+  if (tensor_mutation == 0) tensors[1].type = kTfLiteInt8;  // wrong dtype
   if (tensor_mutation == 1) tensors[2].type = kTfLiteFloat16;
   if (tensor_mutation == 2) tensors[0].type = kTfLiteUInt8;
   if (tensor_mutation == 3) tensors[5].type = kTfLiteInt32;
-  if (tensor_mutation == 4) tensors[1].constant = false;            // not constant
-  if (tensor_mutation == 5) tensors[4].has_data = false;            // no buffer
+  if (tensor_mutation == 4) tensors[1].constant = false;  // not constant
+  if (tensor_mutation == 5) tensors[4].has_data = false;  // no buffer
   // t.bytes is the runtime's word for the buffer size (TFLite checks it against the shape for
   // constant tensors), so only a smaller claim is a fair mutation.
   if (tensor_mutation == 6) tensors[1].bytes_override = codes.size() / 2;
   std::vector<int> inputs = {0, 1, 2, 3, 4};
   std::vector<int> outputs = {5};
   const int node_mutation = fdp.ConsumeIntegralInRange<int>(0, 23);
-  if (node_mutation == 0) inputs.pop_back();                 // 4 inputs
-  if (node_mutation == 1) inputs.push_back(4);               // 6 inputs
+  if (node_mutation == 0) inputs.pop_back();    // 4 inputs
+  if (node_mutation == 1) inputs.push_back(4);  // 6 inputs
   if (node_mutation == 2) inputs[fdp.ConsumeIntegralInRange<size_t>(0, 4)] = HostileInt(fdp);
   if (node_mutation == 3) outputs.clear();
   if (node_mutation == 4) outputs.push_back(0);
@@ -299,15 +304,16 @@ void RunOne(FuzzedDataProvider& fdp) {
   if (node_mutation == 6) std::swap(inputs[2], inputs[3]);  // still valid types and shapes
 
   const bool valid = sane && option_mutations == 0 && options.size() > 0 &&
-                     entries.back().int_value == 1 && codes_mutation > 4 && scale_mutation > 3 && tensor_mutation > 6 &&
-                     node_mutation > 6 && !huge_input;
+                     entries.back().int_value == 1 && codes_mutation > 4 && scale_mutation > 3 &&
+                     tensor_mutation > 6 && node_mutation > 6 && !huge_input;
   const bool fast = fdp.ConsumeBool();
   static const char* kNames[] = {kConvName, kDepthwiseName, kFullyConnectedName};
   if (std::getenv("TTQ_FUZZ_VERBOSE")) {
-    std::fprintf(stderr, "kind %d cin %d cout %d k %dx%d s %dx%d d %dx%d mult %d same %d fast %d in:", kind_index,
-                 p.in_channels, p.out_channels, p.kernel_height, p.kernel_width, p.stride_height,
-                 p.stride_width, p.dilation_height, p.dilation_width, p.depth_multiplier,
-                 p.padding_same, fast);
+    std::fprintf(stderr,
+                 "kind %d cin %d cout %d k %dx%d s %dx%d d %dx%d mult %d same %d fast %d in:",
+                 kind_index, p.in_channels, p.out_channels, p.kernel_height, p.kernel_width,
+                 p.stride_height, p.stride_width, p.dilation_height, p.dilation_width,
+                 p.depth_multiplier, p.padding_same, fast);
     for (int d : in_dims) std::fprintf(stderr, " %d", d);
     std::fprintf(stderr, " inputs:");
     for (int i : inputs) std::fprintf(stderr, " %d", i);
@@ -326,7 +332,8 @@ void RunOne(FuzzedDataProvider& fdp) {
     for (int d : in_dims) std::fprintf(stderr, " %d", d);
     std::fprintf(stderr, "\n");
   }
-  Check(!above_bound || inputs[0] != 0, "an input with a negative dim or more than 2^28 elements ran");
+  Check(!above_bound || inputs[0] != 0,
+        "an input with a negative dim or more than 2^28 elements ran");
   const std::vector<float>& y = graph.output();
   for (float v : y) Check(v != -12345.0f, "an output element was not written");
   if (!valid || fast || y.empty()) return;
@@ -342,7 +349,8 @@ void RunOne(FuzzedDataProvider& fdp) {
   int64_t rows_or_batch = 0;
   if (kind == core::OpKind::kFullyConnected) {
     rows_or_batch = in_elements / p.in_channels;
-    reference->RunFullyConnected(static_cast<int>(rows_or_batch), x.data(), expected.data(), nullptr);
+    reference->RunFullyConnected(static_cast<int>(rows_or_batch), x.data(), expected.data(),
+                                 nullptr);
   } else {
     core::ConvShape shape;
     std::string error;

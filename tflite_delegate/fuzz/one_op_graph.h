@@ -90,15 +90,15 @@ class OneOpGraph {
       *reg = &Self(c)->reg_;
       return kTfLiteOk;
     };
-    context_.ReplaceNodeSubsetsWithDelegateKernels =
-        [](TfLiteContext* c, TfLiteRegistration reg, const TfLiteIntArray* nodes,
-           TfLiteDelegate* delegate) {
-          OneOpGraph* self = Self(c);
-          self->delegate_reg_ = reg;
-          self->replaced_.assign(nodes->data, nodes->data + nodes->size);
-          self->kernel_delegate_ = delegate;
-          return kTfLiteOk;
-        };
+    context_.ReplaceNodeSubsetsWithDelegateKernels = [](TfLiteContext* c, TfLiteRegistration reg,
+                                                        const TfLiteIntArray* nodes,
+                                                        TfLiteDelegate* delegate) {
+      OneOpGraph* self = Self(c);
+      self->delegate_reg_ = reg;
+      self->replaced_.assign(nodes->data, nodes->data + nodes->size);
+      self->kernel_delegate_ = delegate;
+      return kTfLiteOk;
+    };
     context_.ResizeTensor = [](TfLiteContext*, TfLiteTensor* t, TfLiteIntArray* dims) {
       std::free(t->dims);
       t->dims = dims;
