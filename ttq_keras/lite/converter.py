@@ -141,6 +141,7 @@ def convert(
         the reason), unless `allow_float_fallback`.
     """
     from ttq_keras._compat import check_is_tf_keras_model  # imports TF/Keras lazily
+    from ttq_keras.diagnostics import check_ternary_weights
     from ttq_keras.ternary_weights import is_ttq_wrapper, ternary_layers, to_float_model
 
     if weights not in ("float", "int8"):
@@ -163,6 +164,7 @@ def convert(
             "quantized layer (QuantizeWrapperV2 with a TTQQuantizeConfig). Quantize it first: "
             "`q = ttq_keras.quantize_model(model)`."
         )
+    check_ternary_weights(model)  # a diverged model is named here, not blamed on the converter
     infos = ternary_layers(model)
     float_model = to_float_model(model)
     float_bytes = _tflite_convert(float_model, int8=(weights == "int8"))
