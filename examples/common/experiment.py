@@ -147,6 +147,7 @@ def run(*, title, build_model, data, recipe, cfg, command, notes=None):
             per_channel=cfg["per_channel"],
             scale_init=cfg["scale_init"],
             mode=cfg["ttq_mode"],
+            recipe=cfg.get("recipe", "robust"),
         )
         training.compile_model(
             ttq_model, recipe.make_optimizer(recipe.ttq_lr, max(1, ttq_epochs * steps))
@@ -155,6 +156,9 @@ def run(*, title, build_model, data, recipe, cfg, command, notes=None):
             ttq_model, recipe.weight_decay, recipe.weight_decay_include
         )
     results["ttq"]["weight_decay_variables"] = len(decayed)
+    has_bn = any(isinstance(lay, keras.layers.BatchNormalization) for lay in ttq_model.layers)
+    if cfg.get("bn_reestimation_steps") and start_model is float_model and has_bn:
+        ttq_keras.reestimate_batchnorm(ttq_model, data.train, cfg["bn_reestimation_steps"])
     if cfg["eval_before_finetune"] and recipe.ttq_from_float and float_trained:
         loss, acc = _evaluate(ttq_model, data.test)
         results["ttq"]["test_accuracy_before_training"] = acc

@@ -69,7 +69,7 @@ def weight_decay_variables(model, include=None):
     """Variables the official regex `.*/W` decays: every conv/dense kernel plus Wp and Wn.
 
     For a TTQ wrapper (tfmot QuantizeWrapperV2) these are the latent kernel and the trainable
-    quantizer variables (Wp, Wn) listed in the wrapper's `_weight_vars`; tfmot replaces the
+    quantizer variables (Wp, Wn) given by `ttq_keras.ternary_variables`; tfmot replaces the
     inner layer's `kernel` attribute by the quantized tensor, so the variables are taken from
     there rather than from the inner layer. `include(layer_name) -> bool` restricts the set by
     the original layer name (AlexNet decays only the fc layers).
@@ -83,11 +83,10 @@ def weight_decay_variables(model, include=None):
             continue
         if include is not None and not include(base.name):
             continue
-        weight_vars = getattr(layer, "_weight_vars", None) if inner is not None else None
-        if weight_vars:
-            for kernel, _, quantizer_vars in weight_vars:
-                chosen.append(kernel)
-                chosen.extend(v for v in quantizer_vars.values() if v.trainable)
+        ternary = ttq_keras.ternary_variables(layer) if inner is not None else []
+        if ternary:
+            for t in ternary:
+                chosen.extend([t.kernel] + [v for v in (t.wp, t.wn) if v.trainable])
         else:
             chosen.extend(v for v in base.trainable_weights if "kernel" in v.name.split("/")[-1])
     return chosen
@@ -224,7 +223,10 @@ def ttq_callbacks(output_dir):
             "TensorBoard."
         )
         return []
-    return [callback_cls(os.path.join(output_dir, "tensorboard", "ttq_layers"))]
+    return [
+        callback_cls(os.path.join(output_dir, "tensorboard", "ttq_layers")),
+        ttq_keras.TTQGuard(check_every=100),  # names the layer if Wp/Wn/kernel go NaN
+    ]
 
 
 def require_core(*names):
