@@ -310,7 +310,9 @@ class TTQGuardTest(tf.test.TestCase):
             r"TTQGuard: at step 4 \(epoch 1, batch 4\).*first bad ternary layer: layer "
             r"'quant_dense1': Wn is NaN",
         ):
-            self._fit([_Corrupt("quant_dense1", "wn", float("nan"), step=3),
+            # Corrupted after step 4, before the guard's check at step 4 (callback order): the
+            # NaN has not spread through a backward pass yet, so one layer is named.
+            self._fit([_Corrupt("quant_dense1", "wn", float("nan"), step=4),
                        ttq_keras.TTQGuard(check_every=2)])
 
     def testSignFlipIsReported(self):

@@ -60,6 +60,15 @@ def _batchnorm_layers(model):
     ]
 
 
+def _forward(model, x):
+    """model(x, training=True), once per replica when the model lives under a strategy (each
+    replica sees the same batch, so the replicas' statistics stay equal)."""
+    if tf.distribute.has_strategy() and tf.distribute.get_replica_context() is not None:
+        return model(x, training=True)  # already running inside one replica
+    # The default strategy's run() simply calls the function.
+    return model.distribute_strategy.run(lambda inputs: model(inputs, training=True), args=(x,))
+
+
 def reestimate_batchnorm(model, data: Iterable, steps: Optional[int] = None) -> int:
     """Recomputes every BatchNormalization's moving mean and variance on `data`.
 
@@ -94,7 +103,7 @@ def reestimate_batchnorm(model, data: Iterable, steps: Optional[int] = None) -> 
             # 1 - momentum = 1 / k on batch k it is the running mean of the k batch statistics.
             for bn in bns:
                 bn.momentum = 1.0 - 1.0 / (used + 1)
-            model(x, training=True)
+            _forward(model, x)
             used += 1
     finally:
         for bn, momentum in zip(bns, momenta):
