@@ -126,7 +126,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         self.assertGreaterEqual(values.min(), 0.05)
         self.assertTrue(np.any(values == np.float32(0.05)))
         # Without the option the same step makes some scale negative.
-        q2 = ttq_keras.quantize_model(model, keep_first_and_last_float=False)
+        q2 = ttq_keras.quantize_model(model, keep_first_and_last_float=False, positive_scales=False)
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(q2(x, training=True))
         grads = tape.gradient(loss, q2.trainable_weights)

@@ -7,6 +7,7 @@ import numpy as np
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
 
 from ttq_keras._compat import keras
+from ttq_keras.diagnostics import check_ternary_weights
 from ttq_keras.lite.format import packed_row_bytes
 from ttq_keras.lite.sizes import packed_layer_bytes
 from ttq_keras.ternary_weights import _all_layers, is_ttq_wrapper, ternary_layers, wrapped_layer_variables
@@ -138,6 +139,7 @@ def summary(model, print_fn: Callable[[str], None] = print) -> List[LayerStats]:
     (5 trits per byte plus per-channel scales and bias; a BatchNormalization right after a
     ternary layer is folded into it). Returns the rows as `LayerStats`.
     """
+    check_ternary_weights(model)  # NaN/Inf weights: name the layer before reporting anything
     rows = layer_stats(model)
     header = (
         f"{'layer':<28} {'type':<18} {'params':>9} {'bits/w':>6} {'sparsity':>8} "
