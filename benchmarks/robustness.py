@@ -96,14 +96,16 @@ def resnet_bn():
     x = layers.ReLU()(layers.BatchNormalization(name="stem_bn")(x))
     for i, (width, stride) in enumerate([(16, 1), (32, 2)]):
         shortcut = x
-        y = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False,
-                          name=f"b{i}_conv1")(x)
+        y = layers.Conv2D(
+            width, 3, strides=stride, padding="same", use_bias=False, name=f"b{i}_conv1"
+        )(x)
         y = layers.ReLU()(layers.BatchNormalization(name=f"b{i}_bn1")(y))
         y = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"b{i}_conv2")(y)
         y = layers.BatchNormalization(name=f"b{i}_bn2")(y)
         if stride != 1 or shortcut.shape[-1] != width:
-            shortcut = layers.Conv2D(width, 1, strides=stride, use_bias=False,
-                                     name=f"b{i}_proj")(shortcut)
+            shortcut = layers.Conv2D(width, 1, strides=stride, use_bias=False, name=f"b{i}_proj")(
+                shortcut
+            )
             shortcut = layers.BatchNormalization(name=f"b{i}_proj_bn")(shortcut)
         x = layers.ReLU()(layers.Add()([y, shortcut]))
     x = layers.Flatten()(x)
@@ -189,8 +191,15 @@ def _train(model, optimizer_name, data, epochs, batch_size, seed, guard):
     error = None
     loss = float("nan")
     try:
-        history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs,
-                            shuffle=True, verbose=0, callbacks=callbacks)
+        history = model.fit(
+            x_train,
+            y_train,
+            batch_size=batch_size,
+            epochs=epochs,
+            shuffle=True,
+            verbose=0,
+            callbacks=callbacks,
+        )
         loss = float(history.history["loss"][-1])
     except ttq_keras.TrainingDivergedError as e:
         error = str(e).split(";")[0]
@@ -222,13 +231,21 @@ def run_cell(arch, optimizer_name, data, args, variants):
 
     float_model = builder()
     float_model.set_weights(init_weights)
-    row["float_scratch"], _, _ = _train(float_model, optimizer_name, data, args.epochs,
-                                        args.batch_size, args.seed, guard=False)
+    row["float_scratch"], _, _ = _train(
+        float_model, optimizer_name, data, args.epochs, args.batch_size, args.seed, guard=False
+    )
     pretrained = float_model.get_weights()
     float_ft = builder()
     float_ft.set_weights(pretrained)
-    row["float_finetune"], _, _ = _train(float_ft, optimizer_name, data, args.finetune_epochs,
-                                         args.batch_size, args.seed + 1, guard=False)
+    row["float_finetune"], _, _ = _train(
+        float_ft,
+        optimizer_name,
+        data,
+        args.finetune_epochs,
+        args.batch_size,
+        args.seed + 1,
+        guard=False,
+    )
     (x_train, _), (x_test, y_test) = data
     for name, variant in variants.items():
         result = {}
@@ -246,7 +263,12 @@ def run_cell(arch, optimizer_name, data, args, variants):
             ttq_keras.reestimate_batchnorm(q, batches, steps=8)
         result["start"] = _evaluate(q, x_test, y_test)
         result["finetune"], result["finetune_loss"], result["finetune_error"] = _train(
-            q, optimizer_name, data, args.finetune_epochs, args.batch_size, args.seed + 1,
+            q,
+            optimizer_name,
+            data,
+            args.finetune_epochs,
+            args.batch_size,
+            args.seed + 1,
             guard=True,
         )
         row[name] = result
@@ -291,8 +313,12 @@ def format_table(rows, names, args):
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     passed = {name: 0 for name in names}
     for row in rows:
-        cells = [row["arch"], row["optimizer"], _pct(row["float_scratch"]),
-                 _pct(row["float_finetune"])]
+        cells = [
+            row["arch"],
+            row["optimizer"],
+            _pct(row["float_scratch"]),
+            _pct(row["float_finetune"]),
+        ]
         for name in names:
             r = row[name]
             v = verdict(row, name, args.scratch_tolerance, args.finetune_tolerance)
@@ -340,10 +366,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
-    parser.add_argument("--recipes", default="robust,paper",
-                        help="quantize_model recipes to compare (robust, paper)")
-    parser.add_argument("--scale_gradients", default="",
-                        help="override scale_gradient per variant, e.g. sum,mean,lsq")
+    parser.add_argument(
+        "--recipes",
+        default="robust,paper",
+        help="quantize_model recipes to compare (robust, paper)",
+    )
+    parser.add_argument(
+        "--scale_gradients",
+        default="",
+        help="override scale_gradient per variant, e.g. sum,mean,lsq",
+    )
     parser.add_argument("--scale_inits", default="", help="override scale_init, e.g. ones,auto")
     parser.add_argument("--kernel_gradients", default="", help="override, e.g. scaled,ste")
     parser.add_argument("--positive_scaless", default="", help="override, e.g. true,false")
@@ -373,14 +405,18 @@ def main(argv=None):
             row = run_cell(arch, opt, data, args, variants)
             rows.append(row)
             parts = [f"{k}: {_pct(row[k]['scratch'])}/{_pct(row[k]['finetune'])}" for k in variants]
-            print(f"[{time.time() - started:6.0f}s] {arch:17s} {opt:12s} float "
-                  f"{_pct(row['float_scratch'])}/{_pct(row['float_finetune'])}  " +
-                  "  ".join(parts), flush=True)
+            print(
+                f"[{time.time() - started:6.0f}s] {arch:17s} {opt:12s} float "
+                f"{_pct(row['float_scratch'])}/{_pct(row['float_finetune'])}  " + "  ".join(parts),
+                flush=True,
+            )
     print()
-    print(f"Fashion-MNIST {args.train_examples} train / {args.test_examples} test, batch "
-          f"{args.batch_size}, scratch {args.epochs} epochs, fine-tune {args.finetune_epochs} "
-          f"epoch(s) after {args.epochs} float epochs; accuracy %, gap = TTQ - float; "
-          f"{time.time() - started:.0f} s")
+    print(
+        f"Fashion-MNIST {args.train_examples} train / {args.test_examples} test, batch "
+        f"{args.batch_size}, scratch {args.epochs} epochs, fine-tune {args.finetune_epochs} "
+        f"epoch(s) after {args.epochs} float epochs; accuracy %, gap = TTQ - float; "
+        f"{time.time() - started:.0f} s"
+    )
     print(format_table(rows, list(variants), args))
     return rows
 

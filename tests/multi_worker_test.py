@@ -80,15 +80,17 @@ class MultiWorkerTest(tf.test.TestCase):
 
         single = np.load(single_output)
         self.assertNotEmpty(single.files)
-        self.assertContainsSubset({"quant_dense0/wp", "quant_dense0/wn", "quant_dense0/kernel"},
-                                  set(single.files))
+        self.assertContainsSubset(
+            {"quant_dense0/wp", "quant_dense0/wn", "quant_dense0/kernel"}, set(single.files)
+        )
         for i, path in enumerate(outputs):
             distributed = np.load(path)
             self.assertCountEqual(distributed.files, single.files)
             for name in single.files:
-                self.assertAllClose(distributed[name], single[name], rtol=1e-5, atol=1e-6,
-                                    msg=f"worker {i}: {name}")
+                self.assertAllClose(
+                    distributed[name], single[name], rtol=1e-5, atol=1e-6, msg=f"worker {i}: {name}"
+                )
         # Training moved the scales away from their init: the comparison is not vacuous.
         for name in single.files:
             if name.startswith("initial/"):
-                self.assertNotAllClose(single[name], single[name[len("initial/"):]])
+                self.assertNotAllClose(single[name], single[name[len("initial/") :]])

@@ -44,9 +44,7 @@ def main():
         strategy = tf.distribute.get_strategy()
     x, y = testing_utils.classification_data(n=GLOBAL_BATCH * STEPS, features=20, classes=4)
     with strategy.scope():
-        model = ttq_keras.quantize_model(
-            testing_utils.mlp(seed=0), keep_first_and_last_float=False
-        )
+        model = ttq_keras.quantize_model(testing_utils.mlp(seed=0), keep_first_and_last_float=False)
         model.compile(
             optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

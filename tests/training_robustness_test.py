@@ -81,7 +81,10 @@ class RecipeGradientTest(tf.test.TestCase):
             variables = {"wp": wp, "wn": wn}
             got = _grads(
                 lambda w_, wp_, wn_: quantizer(w_, True, {"wp": wp_, "wn": wn_}),
-                w, variables["wp"], variables["wn"], upstream,
+                w,
+                variables["wp"],
+                variables["wn"],
+                upstream,
             )
             for e, g in zip(expected, got):
                 self.assertAllEqual(e, g)
@@ -103,13 +106,15 @@ class RecipeGradientTest(tf.test.TestCase):
             pos = tf.cast(w > delta, tf.float32)
             neg = tf.cast(w < -delta, tf.float32)
             axes = [0, 1, 2, 3] if not per_channel else [0, 1, 2]
-            _, mw, mwp, mwn = _grads(lambda *a: ops.ternarize(*a, delta, "mean"), w, wp, wn,
-                                     upstream)
+            _, mw, mwp, mwn = _grads(
+                lambda *a: ops.ternarize(*a, delta, "mean"), w, wp, wn, upstream
+            )
             self.assertAllClose(mwp, gwp / tf.reduce_sum(pos, axes))
             self.assertAllClose(mwn, gwn / tf.reduce_sum(neg, axes))
             self.assertAllEqual(mw, gw)
-            _, lw, lwp, lwn = _grads(lambda *a: ops.ternarize(*a, delta, "lsq"), w, wp, wn,
-                                     upstream)
+            _, lw, lwp, lwn = _grads(
+                lambda *a: ops.ternarize(*a, delta, "lsq"), w, wp, wn, upstream
+            )
             n = 3 * 3 * 4 * (1 if per_channel else 6)
             self.assertAllClose(lwp, gwp / np.sqrt(n))
             self.assertAllClose(lwn, gwn / np.sqrt(n))
@@ -117,8 +122,9 @@ class RecipeGradientTest(tf.test.TestCase):
 
     def testSteKernelGradientIsTheIdentity(self):
         w, wp, wn, upstream, delta = _inputs(False, seed=2)
-        _, gw, gwp, _ = _grads(lambda *a: ops.ternarize(*a, delta, "sum", "ste"), w, wp, wn,
-                               upstream)
+        _, gw, gwp, _ = _grads(
+            lambda *a: ops.ternarize(*a, delta, "sum", "ste"), w, wp, wn, upstream
+        )
         self.assertAllEqual(gw, upstream)
         _, _, official_gwp, _ = _grads(lambda *a: ops.ternarize(*a, delta), w, wp, wn, upstream)
         self.assertAllEqual(gwp, official_gwp)
@@ -135,8 +141,11 @@ class RecipeGradientTest(tf.test.TestCase):
 class RecipeModelTest(tf.test.TestCase):
     def testRobustIsTheDefaultAndExplicitArgumentsOverrideTheRecipe(self):
         q = ttq_keras.quantize_model(testing_utils.mlp(), keep_first_and_last_float=False)
-        quantizers = [v.quantizer for i in ttq_keras.ternary_layers(q)
-                      for v in ttq_keras.ternary_variables(i.wrapper)]
+        quantizers = [
+            v.quantizer
+            for i in ttq_keras.ternary_layers(q)
+            for v in ttq_keras.ternary_variables(i.wrapper)
+        ]
         robust = ttq_keras.RECIPES["robust"]
         for quantizer in quantizers:
             for key, value in robust.items():
@@ -150,13 +159,15 @@ class RecipeModelTest(tf.test.TestCase):
         model = _cnn_without_bn()
         # c1 feeds only bn1 and c3 only ln3; c0 feeds a conv, c2 an Add, d0 the head.
         self.assertEqual(ttq_keras.normalized_layer_names(model), {"c1", "c3"})
-        sequential = keras.Sequential([
-            keras.Input((6,)),
-            keras.layers.Dense(4, name="s0"),
-            keras.layers.BatchNormalization(name="sbn"),
-            keras.layers.Dense(4, name="s1"),
-            keras.layers.Dense(2, name="s2"),
-        ])
+        sequential = keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Dense(4, name="s0"),
+                keras.layers.BatchNormalization(name="sbn"),
+                keras.layers.Dense(4, name="s1"),
+                keras.layers.Dense(2, name="s2"),
+            ]
+        )
         self.assertEqual(ttq_keras.normalized_layer_names(sequential), {"s0"})
 
     def testAutoInitFitsTheScalesWhereNoNormalizationFollows(self):
@@ -206,8 +217,9 @@ class RecipeModelTest(tf.test.TestCase):
         self.assertGreater(robust_accuracy, paper_accuracy + 0.2)
 
     def testNewOptionsSurviveSaveAndLoad(self):
-        quantizer = ttq_keras.TTQQuantizer(scale_gradient="lsq", kernel_gradient="ste",
-                                           scale_init="auto")
+        quantizer = ttq_keras.TTQQuantizer(
+            scale_gradient="lsq", kernel_gradient="ste", scale_init="auto"
+        )
         self.assertEqual(ttq_keras.TTQQuantizer.from_config(quantizer.get_config()), quantizer)
         old = quantizer.get_config()
         del old["scale_gradient"], old["kernel_gradient"]  # a file saved before issue 10
@@ -227,8 +239,9 @@ class BatchNormReestimationTest(tf.test.TestCase):
             [np.mean(bn_input(b, training=True).numpy(), axis=(0, 1, 2)) for b in batches], axis=0
         )
         momentum = bn.momentum
-        used = ttq_keras.reestimate_batchnorm(q, tf.data.Dataset.from_tensor_slices(
-            np.concatenate(batches)).batch(16), steps=3)
+        used = ttq_keras.reestimate_batchnorm(
+            q, tf.data.Dataset.from_tensor_slices(np.concatenate(batches)).batch(16), steps=3
+        )
         self.assertEqual(used, 3)
         self.assertAllClose(bn.moving_mean, expected_mean, rtol=1e-4, atol=1e-5)
         self.assertEqual(bn.momentum, momentum)
@@ -254,8 +267,9 @@ class NonFiniteDetectionTest(tf.test.TestCase):
     def testConvertNamesTheLayerAndTensor(self):
         q = self._model()
         ttq_keras.ternary_variables(q.get_layer("quant_conv1"))[0].wp.assign(float("nan"))
-        with self.assertRaisesRegex(ValueError, r"layer 'quant_conv1': Wp is NaN; training "
-                                                r"diverged"):
+        with self.assertRaisesRegex(
+            ValueError, r"layer 'quant_conv1': Wp is NaN; training " r"diverged"
+        ):
             ttq_keras.convert(q)
         with self.assertRaisesRegex(ValueError, r"layer 'quant_conv1': Wp is NaN"):
             ttq_keras.summary(q, print_fn=lambda _: None)
@@ -297,10 +311,13 @@ class _Corrupt(keras.callbacks.Callback):
 class TTQGuardTest(tf.test.TestCase):
     def _fit(self, callbacks, recipe="paper", epochs=1):
         x, y = testing_utils.classification_data(n=256)
-        q = ttq_keras.quantize_model(testing_utils.mlp(), keep_first_and_last_float=False,
-                                     recipe=recipe)
-        q.compile(optimizer=keras.optimizers.SGD(0.01),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        q = ttq_keras.quantize_model(
+            testing_utils.mlp(), keep_first_and_last_float=False, recipe=recipe
+        )
+        q.compile(
+            optimizer=keras.optimizers.SGD(0.01),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         q.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=callbacks)
         return q
 
@@ -312,14 +329,20 @@ class TTQGuardTest(tf.test.TestCase):
         ):
             # Corrupted after step 4, before the guard's check at step 4 (callback order): the
             # NaN has not spread through a backward pass yet, so one layer is named.
-            self._fit([_Corrupt("quant_dense1", "wn", float("nan"), step=4),
-                       ttq_keras.TTQGuard(check_every=2)])
+            self._fit(
+                [
+                    _Corrupt("quant_dense1", "wn", float("nan"), step=4),
+                    ttq_keras.TTQGuard(check_every=2),
+                ]
+            )
 
     def testSignFlipIsReported(self):
-        with self.assertRaisesRegex(ttq_keras.TrainingDivergedError,
-                                    r"layer 'quant_dense0': Wp flipped sign \(min -0.5"):
-            self._fit([_Corrupt("quant_dense0", "wp", -0.5, step=1),
-                       ttq_keras.TTQGuard(check_every=1)])
+        with self.assertRaisesRegex(
+            ttq_keras.TrainingDivergedError, r"layer 'quant_dense0': Wp flipped sign \(min -0.5"
+        ):
+            self._fit(
+                [_Corrupt("quant_dense0", "wp", -0.5, step=1), ttq_keras.TTQGuard(check_every=1)]
+            )
 
     def testHealthyTrainingIsNotStopped(self):
         guard = ttq_keras.TTQGuard(check_every=1)

@@ -6,7 +6,10 @@
     q_model = ttq_keras.quantize_model(float_model)
 """
 
+# isort: off
 from ttq_keras._compat import keras, tf  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS)
+
+# isort: on
 from ttq_keras import ops  # noqa: F401
 from ttq_keras.batchnorm import normalized_layer_names, reestimate_batchnorm
 from ttq_keras.callbacks import TTQCallback

@@ -41,8 +41,9 @@ def normalized_layer_names(model) -> Set[str]:
     LayerNormalization layers (the next op normalizes it; a fused activation counts as part of
     the layer). A layer feeding an Add, a pooling, another conv, or the model output is not
     normalized."""
-    output_names = {t.node.layer.name for t in getattr(model, "outputs", None) or []
-                    if hasattr(t, "node")}
+    output_names = {
+        t.node.layer.name for t in getattr(model, "outputs", None) or [] if hasattr(t, "node")
+    }
     result = set()
     for name, users in _consumers(model).items():
         if name in output_names or not users:

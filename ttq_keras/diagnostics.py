@@ -15,8 +15,13 @@ import numpy as np
 from ttq_keras._compat import keras
 from ttq_keras.ternary_weights import _all_layers, is_ttq_wrapper, ternary_variables
 
-__all__ = ["WeightProblem", "find_weight_problems", "check_ternary_weights", "TTQGuard",
-           "TrainingDivergedError"]
+__all__ = [
+    "WeightProblem",
+    "find_weight_problems",
+    "check_ternary_weights",
+    "TTQGuard",
+    "TrainingDivergedError",
+]
 
 _ADVICE = (
     "training diverged; lower the learning rate, use quantize_model's default "

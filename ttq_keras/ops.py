@@ -150,6 +150,8 @@ def twn_ternarize(w, scale_rank=0, delta_factor=0.7):
     mask = tf.cast(abs_w > delta, w.dtype)
     total = _sum_to_scale_shape(abs_w * mask, scale_rank)
     count = _sum_to_scale_shape(mask, scale_rank)
-    alpha = tf.stop_gradient(tf.where(count > 0, total / tf.maximum(count, 1.0), tf.zeros_like(total)))
+    alpha = tf.stop_gradient(
+        tf.where(count > 0, total / tf.maximum(count, 1.0), tf.zeros_like(total))
+    )
     ternary = alpha * tf.sign(w) * mask
     return w + tf.stop_gradient(ternary - w), alpha, delta

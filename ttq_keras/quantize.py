@@ -12,8 +12,8 @@
 import contextlib
 import logging
 
+from tensorflow_model_optimization.python.core.quantization.keras import quantize as tfmot_quantize
 from tensorflow_model_optimization.python.core.quantization.keras import (
-    quantize as tfmot_quantize,
     quantize_annotate,
     quantize_wrapper,
 )
@@ -58,6 +58,7 @@ def _recipe_kwargs(recipe, **explicit):
     kwargs.update({k: v for k, v in explicit.items() if v is not None})
     return kwargs
 
+
 _log = logging.getLogger("ttq_keras")
 
 
@@ -77,8 +78,8 @@ def custom_objects():
 def quantize_scope(*extra_custom_objects):
     """Scope for `tf_keras.models.load_model` of a quantized model (.keras, .h5, SavedModel).
 
-        with ttq_keras.quantize_scope():
-            model = keras.models.load_model("model.keras")
+    with ttq_keras.quantize_scope():
+        model = keras.models.load_model("model.keras")
     """
     objects = custom_objects()
     for extra in extra_custom_objects:
@@ -287,7 +288,9 @@ def quantize_model(
         kernel_gradient,
     )
     TTQQuantizer(**quantizer_kwargs)  # validates the arguments before any cloning
-    chosen = _choose_layers(model, keep_first_and_last_float, tuple(float_layers), allow_unsupported)
+    chosen = _choose_layers(
+        model, keep_first_and_last_float, tuple(float_layers), allow_unsupported
+    )
     chosen_names = {layer.name for layer in chosen}
     registry = TTQQuantizeRegistry(quantizer_kwargs, layer_names=chosen_names)
 

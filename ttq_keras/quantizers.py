@@ -1,6 +1,8 @@
 """`TTQQuantizer`: the tfmot `Quantizer` that ternarizes a kernel with trained scales."""
 
-from tensorflow_model_optimization.python.core.quantization.keras import quantizers as tfmot_quantizers
+from tensorflow_model_optimization.python.core.quantization.keras import (
+    quantizers as tfmot_quantizers,
+)
 
 from ttq_keras import ops
 from ttq_keras._compat import keras, tf
@@ -97,7 +99,9 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
                 f"Received: kernel_gradient={kernel_gradient!r}"
             )
         if int(channel_dims) not in (1, 2):
-            raise ValueError(f"`channel_dims` must be 1 or 2. Received: channel_dims={channel_dims}")
+            raise ValueError(
+                f"`channel_dims` must be 1 or 2. Received: channel_dims={channel_dims}"
+            )
         if positive_scales and not min_scale > 0:
             raise ValueError(f"`min_scale` must be > 0. Received: min_scale={min_scale}")
         self.threshold = threshold

@@ -76,7 +76,9 @@ def _all_layers(model):
     result = []
 
     def _visit(parent):
-        for layer in parent._flatten_layers(include_self=False, recursive=False):  # pylint: disable=protected-access
+        for layer in parent._flatten_layers(
+            include_self=False, recursive=False
+        ):  # pylint: disable=protected-access
             result.append(layer)
             if not isinstance(layer, quantize_wrapper.QuantizeWrapper):
                 _visit(layer)
