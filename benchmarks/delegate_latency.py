@@ -48,7 +48,6 @@ from tests.testing_utils import alexnet_fc, randomize_batchnorm
 from ttq_keras import keras, tf
 from ttq_keras.runtime.delegate import Interpreter, library_path, load_delegate
 
-
 MODELS = {
     # CIFAR ResNet-20 as the paper trains it (the examples' one definition).
     "resnet20": lambda: resnet_cifar(20),
@@ -197,12 +196,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--models", default="resnet20,alexnet_fc",
-                    help=f"comma-separated, from {','.join(MODELS)}")
+    ap.add_argument(
+        "--models", default="resnet20,alexnet_fc", help=f"comma-separated, from {','.join(MODELS)}"
+    )
     ap.add_argument("--out", default="/tmp/ttq_bench")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table too")
-    ap.add_argument("--repeats", type=int, default=1,
-                    help="repeat the interleaved measurement; the table shows the spread")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="repeat the interleaved measurement; the table shows the spread",
+    )
     ap.add_argument(
         "--no-default-delegates",
         action="store_true",
@@ -250,9 +254,11 @@ def main(argv=None):
             weights = paths["ternary_weights"]
             for mode in ("fast", "exact"):
                 b = resident_weight_bytes(packed, shape, mode)
-                print(f"[{name}] resident after creating the {mode}-mode interpreter: "
-                      f"{b / 2**20:.1f} MiB = {8 * b / weights:.2f} bits per weight "
-                      f"({weights:,} weights; packed file {len(packed) / 2**20:.1f} MiB)")
+                print(
+                    f"[{name}] resident after creating the {mode}-mode interpreter: "
+                    f"{b / 2**20:.1f} MiB = {8 * b / weights:.2f} bits per weight "
+                    f"({weights:,} weights; packed file {len(packed) / 2**20:.1f} MiB)"
+                )
     print(f"delegate library: {library_path()}")
     if args.markdown:
         _print_markdown(rows)
@@ -270,8 +276,10 @@ def _ratio(a, b):
 def _print_row(r):
     scaling = ""
     if r["threads"] != 1 and r.get("exact_1t"):
-        scaling = (f"  | {r['threads']}t/1t exact {_ratio(r['exact'], r['exact_1t'])} "
-                   f"fast {_ratio(r['fast'], r['fast_1t'])}")
+        scaling = (
+            f"  | {r['threads']}t/1t exact {_ratio(r['exact'], r['exact_1t'])} "
+            f"fast {_ratio(r['fast'], r['fast_1t'])}"
+        )
     print(
         f"{r['model']:>10} t={r['threads']}  xnn-float {_fmt(r['float'])} ms  "
         f"xnn-int8 {_fmt(r['int8'])} ms  ttq-exact {_fmt(r['exact'])} ms  "
@@ -295,7 +303,8 @@ def _summarize(repeats):
             vals = [x[kind] for x in reps if x[kind] is not None]
             r[kind] = (
                 (statistics.median(v[0] for v in vals), statistics.median(v[1] for v in vals))
-                if vals else None
+                if vals
+                else None
             )
         for a, b in _RATIOS:
             ratios = [x[a][0] / x[b][0] for x in reps if x[a] and x[b]]
@@ -320,11 +329,15 @@ def _ratio_md(r, a, b):
 
 def _print_markdown(rows):
     print()
-    print("Times: median (min) ms, medians over the repeats; ratios: of medians, with the "
-          "(lowest-highest) ratio over the repeats.")
+    print(
+        "Times: median (min) ms, medians over the repeats; ratios: of medians, with the "
+        "(lowest-highest) ratio over the repeats."
+    )
     print()
-    print("| model | threads | XNNPACK float | XNNPACK int8 | ttq exact | ttq fast "
-          "| exact / float | fast / int8 | exact vs 1 thread | fast vs 1 thread |")
+    print(
+        "| model | threads | XNNPACK float | XNNPACK int8 | ttq exact | ttq fast "
+        "| exact / float | fast / int8 | exact vs 1 thread | fast vs 1 thread |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(

@@ -68,7 +68,9 @@ def time_steps(model, x, y, steps):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=20, help="timed steps per model per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3)
@@ -86,9 +88,11 @@ def main():
         for name, model in models.items():
             samples[name].extend(time_steps(model, x, y, args.steps))
     medians = {name: statistics.median(values) for name, values in samples.items()}
-    print(f"ResNet-20 CIFAR training step, batch {args.batch_size}, "
-          f"{args.rounds}x{args.steps} steps per model, TF {tf.__version__}, "
-          f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}")
+    print(
+        f"ResNet-20 CIFAR training step, batch {args.batch_size}, "
+        f"{args.rounds}x{args.steps} steps per model, TF {tf.__version__}, "
+        f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}"
+    )
     print(f"{'model':<16} {'median ms':>10} {'ratio to float':>15}")
     for name, median in medians.items():
         print(f"{name:<16} {median * 1e3:>10.1f} {median / medians['float']:>15.2f}")

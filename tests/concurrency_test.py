@@ -18,7 +18,9 @@ import numpy as np
 import ttq_keras
 
 MODEL = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "data", "hostile",
+    os.path.dirname(os.path.abspath(__file__)),
+    "data",
+    "hostile",
     "valid_converted_mobilenet_block.tflite",
 )
 WORKERS = 4

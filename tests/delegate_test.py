@@ -173,7 +173,9 @@ class DelegateEndToEndTest(tf.test.TestCase, parameterized.TestCase):
                     rng.normal(size=kernel.shape[1]).astype(np.float32),
                 ]
             )
-            chain.append(testing_utils.op_from_keras_layer(layer, trits, wp, wn, [3, kernel.shape[1]]))
+            chain.append(
+                testing_utils.op_from_keras_layer(layer, trits, wp, wn, [3, kernel.shape[1]])
+            )
         packed = testing_utils.build_packed_model([3, 10], [chain[0], chain[1], "TANH", chain[2]])
         interpreter = ttq_delegate.Interpreter(model_content=packed, runtime=runtime)
         x = rng.normal(size=(3, 10)).astype(np.float32)
@@ -193,7 +195,9 @@ class DelegateEndToEndTest(tf.test.TestCase, parameterized.TestCase):
 
         model, op = _ternary_model(L.Dense(4), (6,), seed=13)
         interpreter = ttq_delegate.Interpreter(
-            model_content=testing_utils.build_packed_model([1, 6], [op]), runtime=runtime, default_delegates=False
+            model_content=testing_utils.build_packed_model([1, 6], [op]),
+            runtime=runtime,
+            default_delegates=False,
         )
         x = np.random.default_rng(14).normal(size=(5, 6)).astype(np.float32)
         interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
@@ -331,7 +335,9 @@ def _corrupt_models():
         ),
         (
             "codes_int8",
-            testing_utils.build_packed_model([1, 7], [_dense_op(codes_dtype=schema_fb.TensorType.INT8)]),
+            testing_utils.build_packed_model(
+                [1, 7], [_dense_op(codes_dtype=schema_fb.TensorType.INT8)]
+            ),
             r"codes .* has dtype int8; expected uint8",
         ),
         (
@@ -341,7 +347,9 @@ def _corrupt_models():
         ),
         (
             "garbage_options",
-            testing_utils.build_packed_model([1, 7], [_dense_op(custom_options=b"\x01\x02\x03\x04")]),
+            testing_utils.build_packed_model(
+                [1, 7], [_dense_op(custom_options=b"\x01\x02\x03\x04")]
+            ),
             r"custom options: malformed FlexBuffer",
         ),
         (
@@ -361,12 +369,16 @@ def _corrupt_models():
         ),
         (
             "wrong_type",
-            testing_utils.build_packed_model([1, 7], [_dense_op(options=dict(options, in_features="7"))]),
+            testing_utils.build_packed_model(
+                [1, 7], [_dense_op(options=dict(options, in_features="7"))]
+            ),
             r"'in_features' must be an int; got a string",
         ),
         (
             "bad_activation",
-            testing_utils.build_packed_model([1, 7], [_dense_op(options=dict(options, activation="TANH"))]),
+            testing_utils.build_packed_model(
+                [1, 7], [_dense_op(options=dict(options, activation="TANH"))]
+            ),
             r"'activation' must be NONE, RELU or RELU6; got 'TANH'",
         ),
         (
@@ -374,7 +386,11 @@ def _corrupt_models():
             testing_utils.build_packed_model([1, 9], [_dense_op()]),
             r"9 elements, not a multiple of in_features = 7",
         ),
-        ("four_inputs", testing_utils.build_packed_model([1, 7], [_dense_op(drop_bias=True)]), r"expected 5 inputs"),
+        (
+            "four_inputs",
+            testing_utils.build_packed_model([1, 7], [_dense_op(drop_bias=True)]),
+            r"expected 5 inputs",
+        ),
         (
             "non_constant_codes",
             testing_utils.build_packed_model([1, 7], [_dense_op(non_constant_codes=True)]),
@@ -497,8 +513,9 @@ class DelegateErrorTest(tf.test.TestCase, parameterized.TestCase):
             with self.assertRaisesRegex(FileNotFoundError, "does not name a file"):
                 ttq_delegate.load_delegate()
         env = {k: v for k, v in os.environ.items() if k != "TTQ_DELEGATE_LIB"}
-        with mock.patch.dict(os.environ, env, clear=True), mock.patch.object(
-            ttq_delegate.os.path, "isfile", return_value=False
+        with (
+            mock.patch.dict(os.environ, env, clear=True),
+            mock.patch.object(ttq_delegate.os.path, "isfile", return_value=False),
         ):
             with self.assertRaisesRegex(FileNotFoundError, r"run `make setup`"):
                 ttq_delegate.Interpreter(model_content=b"")

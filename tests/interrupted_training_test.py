@@ -85,21 +85,45 @@ _PROBE = textwrap.dedent(
 
 def _flags(output_dir):
     return [
-        "--dataset", "fashion_mnist", "--fashion_mnist_dir", FASHION_MNIST_DIR,
-        "--depth", "8", "--train_examples", str(32 * STEPS_PER_EPOCH), "--test_examples", "64",
-        "--batch_size", "32", "--float_epochs", "0", "--ttq_epochs", str(EPOCHS),
-        "--notflite", "--verbose", "0", "--seed", "0", "--output_dir", output_dir,
+        "--dataset",
+        "fashion_mnist",
+        "--fashion_mnist_dir",
+        FASHION_MNIST_DIR,
+        "--depth",
+        "8",
+        "--train_examples",
+        str(32 * STEPS_PER_EPOCH),
+        "--test_examples",
+        "64",
+        "--batch_size",
+        "32",
+        "--float_epochs",
+        "0",
+        "--ttq_epochs",
+        str(EPOCHS),
+        "--notflite",
+        "--verbose",
+        "0",
+        "--seed",
+        "0",
+        "--output_dir",
+        output_dir,
     ]
 
 
 def _start(output_dir, probe_dir, hang_at=None):
-    env = dict(os.environ, TTQ_PROBE_DIR=probe_dir, TF_CPP_MIN_LOG_LEVEL="2",
-               CUDA_VISIBLE_DEVICES="")
+    env = dict(
+        os.environ, TTQ_PROBE_DIR=probe_dir, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""
+    )
     if hang_at:
         env["TTQ_PROBE_HANG_AT"] = ",".join(map(str, hang_at))
     return subprocess.Popen(
-        [sys.executable, "-c", _PROBE] + _flags(output_dir), cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-c", _PROBE] + _flags(output_dir),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -109,8 +133,11 @@ def _load(path):
 
 
 def _ttq_scales(weights):
-    return [k for k in weights if "/wp" in k.lower() or "/wn" in k.lower()
-            or k.lower().endswith(("wp:0", "wn:0"))]
+    return [
+        k
+        for k in weights
+        if "/wp" in k.lower() or "/wn" in k.lower() or k.lower().endswith(("wp:0", "wn:0"))
+    ]
 
 
 @unittest.skipUnless(
@@ -122,8 +149,10 @@ class InterruptedTrainingTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         base = cls.tmp.name
-        cls.dirs = {name: (os.path.join(base, name, "out"), os.path.join(base, name, "probe"))
-                    for name in ("a", "b")}
+        cls.dirs = {
+            name: (os.path.join(base, name, "out"), os.path.join(base, name, "probe"))
+            for name in ("a", "b")
+        }
         for out, probe in cls.dirs.values():
             os.makedirs(probe)
         # A (uninterrupted) and B1 (killed mid-epoch) run side by side.
@@ -198,8 +227,10 @@ class InterruptedTrainingTest(unittest.TestCase):
             x, y = a[name].astype(np.float64), b[name].astype(np.float64)
             gaps[name] = float(np.linalg.norm(x - y) / max(np.linalg.norm(x), 1e-12))
         worst = max(gaps, key=gaps.get)
-        print(f"final weights, resumed vs uninterrupted: median relative L2 gap "
-              f"{np.median(list(gaps.values())):.3g}, worst {gaps[worst]:.3g} ({worst})")
+        print(
+            f"final weights, resumed vs uninterrupted: median relative L2 gap "
+            f"{np.median(list(gaps.values())):.3g}, worst {gaps[worst]:.3g} ({worst})"
+        )
         for name in a:
             self.assertEqual(a[name].shape, b[name].shape, name)
             self.assertTrue(np.all(np.isfinite(b[name])), name)

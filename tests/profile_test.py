@@ -12,10 +12,11 @@ import numpy as np
 import tensorflow as tf
 
 from tests import testing_utils as pm
-from ttq_keras.runtime import benchmark, thread_plan
-from ttq_keras.runtime import profile as op_profile
-from ttq_keras.runtime import delegate as ttq_delegate
 from ttq_keras._compat import keras
+from ttq_keras.runtime import benchmark
+from ttq_keras.runtime import delegate as ttq_delegate
+from ttq_keras.runtime import profile as op_profile
+from ttq_keras.runtime import thread_plan
 
 L = keras.layers
 
@@ -46,8 +47,14 @@ class OpProfileTest(tf.test.TestCase):
             self.assertEqual([op.nodes for op in p.ops], [(), (0,), (1,), (2,), (3,), ()])
             self.assertEqual(
                 [op.op_names for op in p.ops],
-                [(), ("TTQ_FULLY_CONNECTED",), ("TTQ_FULLY_CONNECTED",), ("TANH",),
-                 ("TTQ_FULLY_CONNECTED",), ()],
+                [
+                    (),
+                    ("TTQ_FULLY_CONNECTED",),
+                    ("TTQ_FULLY_CONNECTED",),
+                    ("TANH",),
+                    ("TTQ_FULLY_CONNECTED",),
+                    (),
+                ],
             )
             self.assertEqual([op.is_ttq for op in p.ops], [False, True, True, False, True, False])
             self.assertTrue(p.ops[0].includes_call_overhead and p.ops[-1].includes_call_overhead)
@@ -78,8 +85,10 @@ class OpProfileTest(tf.test.TestCase):
         p = op_profile.profile_model(_dense_chain(), runs=3, warmup=1)
         text = op_profile.format_profile(p, title="chain")
         self.assertTrue(text.startswith("chain\n"))
-        kernels = {op.kernel for op in ttq_delegate.Interpreter(model_content=_dense_chain())
-                   .delegated_ops()}
+        kernels = {
+            op.kernel
+            for op in ttq_delegate.Interpreter(model_content=_dense_chain()).delegated_ops()
+        }
         for k in kernels:
             self.assertIn(k[:28], text)
 
@@ -90,8 +99,9 @@ class ThreadPlanTest(tf.test.TestCase):
         interpreter = ttq_delegate.Interpreter(model_content=packed, num_threads=2)
         self.assertEqual(interpreter.num_threads, 2)
         self.assertEqual(interpreter.runtime_threads, 1)
-        interpreter = ttq_delegate.Interpreter(model_content=packed, num_threads=2,
-                                               runtime_threads=2)
+        interpreter = ttq_delegate.Interpreter(
+            model_content=packed, num_threads=2, runtime_threads=2
+        )
         self.assertEqual(interpreter.runtime_threads, 2)
         self.assertEqual(ttq_delegate.Interpreter(model_content=packed).runtime_threads, 1)
 

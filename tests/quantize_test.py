@@ -19,7 +19,11 @@ def _scale_vars(model):
 class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
     def testWrapsSupportedLayersAndKeepsFirstAndLastFloat(self):
         q = ttq_keras.quantize_model(testing_utils.small_cnn())
-        wrapped = [layer.layer.name for layer in q.layers if isinstance(layer, quantize_wrapper.QuantizeWrapper)]
+        wrapped = [
+            layer.layer.name
+            for layer in q.layers
+            if isinstance(layer, quantize_wrapper.QuantizeWrapper)
+        ]
         self.assertEqual(wrapped, ["conv1", "dw", "fc0"])
         self.assertIsInstance(q.get_layer("conv0"), keras.layers.Conv2D)
         self.assertIsInstance(q.get_layer("head"), keras.layers.Dense)
@@ -27,9 +31,14 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         self.assertFalse(any("quantize_layer" in layer.name for layer in q.layers))
 
     def testKeepFirstAndLastFloatCanBeOverridden(self):
-        q = ttq_keras.quantize_model(testing_utils.small_cnn(), keep_first_and_last_float=False,
-                                     float_layers=["dw"])
-        wrapped = [layer.layer.name for layer in q.layers if ttq_keras.ternary_weights.is_ttq_wrapper(layer)]
+        q = ttq_keras.quantize_model(
+            testing_utils.small_cnn(), keep_first_and_last_float=False, float_layers=["dw"]
+        )
+        wrapped = [
+            layer.layer.name
+            for layer in q.layers
+            if ttq_keras.ternary_weights.is_ttq_wrapper(layer)
+        ]
         self.assertEqual(wrapped, ["conv0", "conv1", "fc0", "head"])
 
     def testScalesAppearExactlyOnceInTrainableWeights(self):
@@ -63,11 +72,16 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
     def testSgdStepsLowerTheLoss(self):
         x, y = testing_utils.classification_data()
         model = testing_utils.mlp()
-        model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(
+            keras.optimizers.Adam(0.01),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         model.fit(x, y, epochs=5, batch_size=32, verbose=0)
         q = ttq_keras.quantize_model(model, keep_first_and_last_float=False, scale_init="data")
-        q.compile(keras.optimizers.SGD(0.01, momentum=0.9),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        q.compile(
+            keras.optimizers.SGD(0.01, momentum=0.9),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         before = q.evaluate(x, y, verbose=0)
         scales_before = [w.numpy().copy() for w in _scale_vars(q)]
         q.fit(x, y, epochs=5, batch_size=32, verbose=0)
@@ -101,7 +115,9 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         # Gradients to per-channel scales are per channel: one training step moves them apart.
         x = np.random.default_rng(0).normal(size=(8, 10, 10, 3)).astype(np.float32)
         y = np.arange(8) % 5
-        q.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        q.compile(
+            keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
         wp_var = [w for w in q.weights if w.name.endswith("quant_conv1/kernel_wp:0")][0]
         before = wp_var.numpy().copy()
         q.fit(x, y, epochs=1, batch_size=8, verbose=0)
@@ -110,8 +126,9 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
 
     def testPositiveScalesAreClippedAfterEachStep(self):
         model = testing_utils.mlp()
-        q = ttq_keras.quantize_model(model, keep_first_and_last_float=False, positive_scales=True,
-                                     min_scale=0.05)
+        q = ttq_keras.quantize_model(
+            model, keep_first_and_last_float=False, positive_scales=True, min_scale=0.05
+        )
         for w in _scale_vars(q):
             self.assertIsInstance(w.constraint, ttq_keras.ScaleFloor)
         # A huge learning rate on a loss that rewards negative scales drives them below zero;
@@ -126,7 +143,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         self.assertGreaterEqual(values.min(), 0.05)
         self.assertTrue(np.any(values == np.float32(0.05)))
         # Without the option the same step makes some scale negative.
-        q2 = ttq_keras.quantize_model(model, keep_first_and_last_float=False)
+        q2 = ttq_keras.quantize_model(model, keep_first_and_last_float=False, positive_scales=False)
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(q2(x, training=True))
         grads = tape.gradient(loss, q2.trainable_weights)
@@ -135,7 +152,9 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
         self.assertLess(values2.min(), 0.0)
 
     def testTwnModeUsesFixedScales(self):
-        q = ttq_keras.quantize_model(testing_utils.mlp(), keep_first_and_last_float=False, mode="twn")
+        q = ttq_keras.quantize_model(
+            testing_utils.mlp(), keep_first_and_last_float=False, mode="twn"
+        )
         self.assertEqual(_scale_vars(q), [])
         for info in ttq_keras.ternary_layers(q):
             w = info.latent_kernel
@@ -147,7 +166,9 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
     def testKeras3ModelIsRejectedWithAClearError(self):
         import keras as keras3  # the Keras 3 package installed with TensorFlow
 
-        k3 = keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2, name="k3_dense")], name="k3model")
+        k3 = keras3.Sequential(
+            [keras3.Input((4,)), keras3.layers.Dense(2, name="k3_dense")], name="k3model"
+        )
         with self.assertRaisesRegex(TypeError, r"Keras 3 model.*'k3model'.*tf_keras"):
             ttq_keras.quantize_model(k3)
         with self.assertRaisesRegex(TypeError, r"'k3_dense' is a Keras 3 layer"):
@@ -188,7 +209,10 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
 
         x, y = testing_utils.classification_data()
         net = Net()
-        net.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        net.compile(
+            keras.optimizers.Adam(0.01),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         net(x[:1])
         scale_names = [w.name for w in net.trainable_weights if w.name.endswith(("_wp:0", "_wn:0"))]
         self.assertLen(scale_names, 2)
@@ -202,13 +226,17 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class SaveLoadTest(tf.test.TestCase, parameterized.TestCase):
-    @parameterized.named_parameters(("keras", "model.keras"), ("h5", "model.h5"), ("savedmodel", "saved"))
+    @parameterized.named_parameters(
+        ("keras", "model.keras"), ("h5", "model.h5"), ("savedmodel", "saved")
+    )
     def testRoundTripKeepsScalesLatentWeightsAndOutputs(self, filename):
         model = testing_utils.small_cnn()
         q = ttq_keras.quantize_model(model, per_channel=True)
         testing_utils.randomize_scales(q)
         testing_utils.randomize_batchnorm(q)
-        q.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        q.compile(
+            keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
         x = np.random.default_rng(2).normal(size=(4, 10, 10, 3)).astype(np.float32)
         expected = q(x, training=False).numpy()
         path = os.path.join(tempfile.mkdtemp(), filename)
@@ -230,8 +258,9 @@ class SaveLoadTest(tf.test.TestCase, parameterized.TestCase):
         loaded.fit(x, np.arange(4) % 5, epochs=1, verbose=0)
 
     def testSerializationOfEveryRegisteredObject(self):
-        quantizer = ttq_keras.TTQQuantizer(threshold=0.1, per_channel=True, channel_dims=2,
-                                           positive_scales=True, scale_init="data")
+        quantizer = ttq_keras.TTQQuantizer(
+            threshold=0.1, per_channel=True, channel_dims=2, positive_scales=True, scale_init="data"
+        )
         config = ttq_keras.TTQQuantizeConfig(["depthwise_kernel"], quantizer)
         for obj in (quantizer, config, ttq_keras.ScaleFloor(0.2)):
             serialized = keras.utils.serialize_keras_object(obj)
@@ -265,7 +294,9 @@ class SummaryAndCallbackTest(tf.test.TestCase):
     def testCallbackWritesScalarsAndHistograms(self):
         x, y = testing_utils.classification_data(n=64)
         q = ttq_keras.quantize_model(testing_utils.mlp(), keep_first_and_last_float=False)
-        q.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        q.compile(
+            keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
         log_dir = tempfile.mkdtemp()
         q.fit(x, y, epochs=2, verbose=0, callbacks=[ttq_keras.TTQCallback(log_dir)])
         tags = {}
@@ -298,7 +329,10 @@ class DistributionTest(tf.test.TestCase):
         )
         with strategy.scope():
             q = ttq_keras.quantize_model(model, keep_first_and_last_float=False)
-            q.compile(keras.optimizers.SGD(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            q.compile(
+                keras.optimizers.SGD(0.05),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            )
         self.assertEqual(strategy.num_replicas_in_sync, 2)
         wp = [w for w in q.weights if w.name.endswith("quant_dense0/kernel_wp:0")][0]
         before_loss = q.evaluate(x, y, verbose=0)

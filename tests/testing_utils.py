@@ -380,6 +380,7 @@ def build_packed_model(input_shape, ops: List) -> bytes:
     model.subgraphs = [sg]
     return fbio.write_model(model)
 
+
 # ---- The packed models of the runtime matrix -------------------------------------------------
 # Every runtime (tests/aarch64_e2e_test.py, tests/tflite_runtime_test.py, tests/jni_test.py) runs
 # the same packed models, made by the real pipeline: a float Keras model from this module ->

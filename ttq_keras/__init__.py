@@ -6,10 +6,26 @@
     q_model = ttq_keras.quantize_model(float_model)
 """
 
+# isort: off
 from ttq_keras._compat import keras, tf  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS)
+
+# isort: on
 from ttq_keras import ops  # noqa: F401
+from ttq_keras.batchnorm import normalized_layer_names, reestimate_batchnorm
 from ttq_keras.callbacks import TTQCallback
-from ttq_keras.quantize import custom_objects, quantize_layer, quantize_model, quantize_scope
+from ttq_keras.diagnostics import (
+    TrainingDivergedError,
+    TTQGuard,
+    check_ternary_weights,
+    find_weight_problems,
+)
+from ttq_keras.quantize import (
+    RECIPES,
+    custom_objects,
+    quantize_layer,
+    quantize_model,
+    quantize_scope,
+)
 from ttq_keras.quantize_configs import TTQQuantizeConfig
 from ttq_keras.quantize_registry import TTQQuantizeRegistry
 from ttq_keras.quantize_scheme import TTQQuantizeScheme
@@ -18,8 +34,10 @@ from ttq_keras.runtime.delegate import Interpreter, load_delegate
 from ttq_keras.summary import LayerStats, summary
 from ttq_keras.ternary_weights import (
     TernaryLayer,
+    TernaryVariables,
     initialize_scales_from_weights,
     ternary_layers,
+    ternary_variables,
     to_float_model,
 )
 
@@ -69,4 +87,13 @@ __all__ = [
     "ternary_layers",
     "to_float_model",
     "initialize_scales_from_weights",
+    "RECIPES",
+    "TernaryVariables",
+    "ternary_variables",
+    "TTQGuard",
+    "TrainingDivergedError",
+    "check_ternary_weights",
+    "find_weight_problems",
+    "normalized_layer_names",
+    "reestimate_batchnorm",
 ]

@@ -43,8 +43,12 @@ class TTQCallback(keras.callbacks.Callback):
                 if self.histograms:
                     tf.summary.histogram(f"{info.name}/wp_hist", info.wp, step=step)
                     tf.summary.histogram(f"{info.name}/wn_hist", info.wn, step=step)
-                    tf.summary.histogram(f"{info.name}/latent_kernel", info.latent_kernel, step=step)
-                    tf.summary.histogram(f"{info.name}/ternary_kernel", info.ternary_kernel(), step=step)
+                    tf.summary.histogram(
+                        f"{info.name}/latent_kernel", info.latent_kernel, step=step
+                    )
+                    tf.summary.histogram(
+                        f"{info.name}/ternary_kernel", info.ternary_kernel(), step=step
+                    )
         self._writer.flush()
 
     def on_train_batch_end(self, batch, logs=None):

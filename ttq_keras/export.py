@@ -29,6 +29,7 @@ from typing import List, Optional
 import numpy as np
 
 from ttq_keras._compat import check_is_tf_keras_model, keras, tf
+from ttq_keras.diagnostics import check_ternary_weights
 from ttq_keras.lite import flatbuffer_io as fbio
 from ttq_keras.lite import interpreter
 from ttq_keras.lite.rewrite import FloatLayer, PackedLayer, pack
@@ -130,6 +131,7 @@ def convert(
             "quantized layer (QuantizeWrapperV2 with a TTQQuantizeConfig). Quantize it first: "
             "`q = ttq_keras.quantize_model(model)`."
         )
+    check_ternary_weights(model)  # a diverged model is named here, not blamed on the converter
     infos = ternary_layers(model)
     float_model = to_float_model(model)
     float_bytes = _tflite_convert(float_model, int8=(weights == "int8"))

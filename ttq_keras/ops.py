@@ -15,6 +15,14 @@ of the authors' code (not the paper's printed eq. 7, which lacks the minus sign 
     dL/dWn = -Σ_{w<-Δ} g
 
 where g = dL/dw_t. With per-channel scales the sums run per output channel.
+
+Beyond the paper, `scale_gradient` can rescale the two scale gradients (the latent-kernel
+gradient never changes):
+
+    "sum"   the authors' code above (recipe="paper");
+    "mean"  divided by the size of the set (|w>Δ| for Wp, |w<-Δ| for Wn);
+    "lsq"   divided by sqrt(n), n = kernel weights per scale (LSQ, Esser et al. 2020, with
+            Q_P = 1), so that one step moves a scale about as far as it moves a weight.
 """
 
 from ttq_keras._compat import tf
@@ -25,7 +33,12 @@ __all__ = [
     "ternary_codes",
     "fit_scales",
     "twn_ternarize",
+    "SCALE_GRADIENTS",
+    "KERNEL_GRADIENTS",
 ]
+
+SCALE_GRADIENTS = ("sum", "mean", "lsq")
+KERNEL_GRADIENTS = ("scaled", "ste")
 
 
 def ttq_threshold(w, threshold):
@@ -39,7 +52,7 @@ def _sum_to_scale_shape(x, scale_rank):
     return tf.reduce_sum(x, axis=axes) if axes else x
 
 
-def ternarize(w, wp, wn, delta):
+def ternarize(w, wp, wn, delta, scale_gradient="sum", kernel_gradient="scaled"):
     """Ternarizes `w` to {+wp, 0, -wn} with the official TTQ gradients.
 
     Args:
@@ -47,6 +60,10 @@ def ternarize(w, wp, wn, delta):
       wp, wn: positive and negative scales (positive magnitudes), either scalars or tensors
         whose shape equals the trailing dimensions of `w` (per output channel).
       delta: the threshold Δ, a scalar tensor; treated as a constant.
+      scale_gradient: "sum" (the official code), "mean" or "lsq"; see the module docstring.
+      kernel_gradient: "scaled" (the official code: Wp·g, g, Wn·g on the three sets) or "ste":
+        the plain straight-through g everywhere, which suits scales fitted to the weights
+        (Wp ≈ mean|w| makes the scaled gradient of the non-zero weights that much smaller).
 
     Returns:
       A tensor shaped like `w`.
@@ -56,6 +73,15 @@ def ternarize(w, wp, wn, delta):
     wn = tf.cast(wn, w.dtype)
     delta = tf.stop_gradient(tf.cast(delta, w.dtype))
     scale_rank = wp.shape.rank
+    if kernel_gradient not in KERNEL_GRADIENTS:
+        raise ValueError(
+            f"`kernel_gradient` must be one of {KERNEL_GRADIENTS}. "
+            f"Received: {kernel_gradient!r}"
+        )
+    if scale_gradient not in SCALE_GRADIENTS:
+        raise ValueError(
+            f"`scale_gradient` must be one of {SCALE_GRADIENTS}. Received: {scale_gradient!r}"
+        )
 
     @tf.custom_gradient
     def _ternarize(w, wp, wn):
@@ -64,9 +90,19 @@ def ternarize(w, wp, wn, delta):
         out = wp * pos - wn * neg
 
         def grad(g):
-            grad_w = g * (wp * pos + wn * neg + (1.0 - pos - neg))
+            if kernel_gradient == "ste":
+                grad_w = g
+            else:
+                grad_w = g * (wp * pos + wn * neg + (1.0 - pos - neg))
             grad_wp = _sum_to_scale_shape(g * pos, scale_rank)
             grad_wn = -_sum_to_scale_shape(g * neg, scale_rank)
+            if scale_gradient == "mean":
+                grad_wp /= tf.maximum(_sum_to_scale_shape(pos, scale_rank), 1.0)
+                grad_wn /= tf.maximum(_sum_to_scale_shape(neg, scale_rank), 1.0)
+            elif scale_gradient == "lsq":
+                weights_per_scale = tf.cast(tf.size(w) // tf.maximum(tf.size(wp), 1), w.dtype)
+                grad_wp *= tf.math.rsqrt(weights_per_scale)
+                grad_wn *= tf.math.rsqrt(weights_per_scale)
             return grad_w, grad_wp, grad_wn
 
         return out, grad
@@ -114,6 +150,8 @@ def twn_ternarize(w, scale_rank=0, delta_factor=0.7):
     mask = tf.cast(abs_w > delta, w.dtype)
     total = _sum_to_scale_shape(abs_w * mask, scale_rank)
     count = _sum_to_scale_shape(mask, scale_rank)
-    alpha = tf.stop_gradient(tf.where(count > 0, total / tf.maximum(count, 1.0), tf.zeros_like(total)))
+    alpha = tf.stop_gradient(
+        tf.where(count > 0, total / tf.maximum(count, 1.0), tf.zeros_like(total))
+    )
     ternary = alpha * tf.sign(w) * mask
     return w + tf.stop_gradient(ternary - w), alpha, delta

@@ -12,13 +12,14 @@
 import contextlib
 import logging
 
+from tensorflow_model_optimization.python.core.quantization.keras import quantize as tfmot_quantize
 from tensorflow_model_optimization.python.core.quantization.keras import (
-    quantize as tfmot_quantize,
     quantize_annotate,
     quantize_wrapper,
 )
 
 from ttq_keras._compat import check_is_tf_keras_model, is_keras3_object, keras
+from ttq_keras.batchnorm import normalized_layer_names
 from ttq_keras.quantize_configs import TTQQuantizeConfig
 from ttq_keras.quantize_registry import (
     SUPPORTED_LAYERS,
@@ -30,7 +31,33 @@ from ttq_keras.quantize_scheme import TTQQuantizeScheme
 from ttq_keras.quantizers import ScaleFloor, TTQQuantizer
 from ttq_keras.ternary_weights import initialize_scales_from_weights
 
-__all__ = ["quantize_model", "quantize_layer", "quantize_scope", "custom_objects"]
+__all__ = ["quantize_model", "quantize_layer", "quantize_scope", "custom_objects", "RECIPES"]
+
+# Training recipes: the quantizer settings each one implies. An argument passed explicitly to
+# quantize_model / quantize_layer overrides its recipe's value.
+#   "paper":  the authors' code, bit-exact: Wp = Wn = 1, scale gradients are sums over the set,
+#             scales unconstrained.
+#   "robust": chosen by benchmarks/robustness.py (numbers in BENCHMARKS.md): function-preserving
+#             Wp/Wn where no normalization follows the layer, scale gradients divided by
+#             sqrt(weights per scale) (LSQ), scales kept >= min_scale.
+RECIPES = {
+    "paper": dict(
+        scale_init="ones", scale_gradient="sum", kernel_gradient="scaled", positive_scales=False
+    ),
+    "robust": dict(
+        scale_init="auto", scale_gradient="lsq", kernel_gradient="scaled", positive_scales=True
+    ),
+}
+DEFAULT_RECIPE = "robust"
+
+
+def _recipe_kwargs(recipe, **explicit):
+    if recipe not in RECIPES:
+        raise ValueError(f"`recipe` must be one of {sorted(RECIPES)}. Received: recipe={recipe!r}")
+    kwargs = dict(RECIPES[recipe])
+    kwargs.update({k: v for k, v in explicit.items() if v is not None})
+    return kwargs
+
 
 _log = logging.getLogger("ttq_keras")
 
@@ -51,8 +78,8 @@ def custom_objects():
 def quantize_scope(*extra_custom_objects):
     """Scope for `tf_keras.models.load_model` of a quantized model (.keras, .h5, SavedModel).
 
-        with ttq_keras.quantize_scope():
-            model = keras.models.load_model("model.keras")
+    with ttq_keras.quantize_scope():
+        model = keras.models.load_model("model.keras")
     """
     objects = custom_objects()
     for extra in extra_custom_objects:
@@ -61,14 +88,29 @@ def quantize_scope(*extra_custom_objects):
         yield
 
 
-def _quantizer_kwargs(threshold, per_channel, positive_scales, min_scale, scale_init, mode):
+def _quantizer_kwargs(
+    threshold,
+    per_channel,
+    positive_scales,
+    min_scale,
+    scale_init,
+    mode,
+    recipe,
+    scale_gradient,
+    kernel_gradient=None,
+):
     return dict(
         threshold=threshold,
         per_channel=per_channel,
-        positive_scales=positive_scales,
         min_scale=min_scale,
-        scale_init=scale_init,
         mode=mode,
+        **_recipe_kwargs(
+            recipe,
+            scale_init=scale_init,
+            scale_gradient=scale_gradient,
+            kernel_gradient=kernel_gradient,
+            positive_scales=positive_scales,
+        ),
     )
 
 
@@ -77,10 +119,13 @@ def quantize_layer(
     *,
     threshold=0.05,
     per_channel=False,
-    positive_scales=False,
+    positive_scales=None,
     min_scale=1e-3,
-    scale_init="ones",
+    scale_init=None,
     mode="ttq",
+    recipe=DEFAULT_RECIPE,
+    scale_gradient=None,
+    kernel_gradient=None,
 ):
     """Wraps one Conv2D, DepthwiseConv2D or Dense layer for TTQ training.
 
@@ -92,8 +137,9 @@ def quantize_layer(
                 self.hidden = ttq_keras.quantize_layer(keras.layers.Dense(64, activation="relu"))
                 self.out = keras.layers.Dense(10)
 
-    Returns a tfmot `QuantizeWrapperV2`. With scale_init="data", call
-    `ttq_keras.initialize_scales_from_weights(model)` once the model is built and has its weights.
+    Returns a tfmot `QuantizeWrapperV2`. With scale_init="data" (or "auto", which cannot see the
+    graph here and is applied as "data"), call `ttq_keras.initialize_scales_from_weights(model)`
+    once the model is built and has its weights. `recipe`, `scale_gradient`: see quantize_model.
     """
     if is_keras3_object(layer):
         raise TypeError(
@@ -109,7 +155,17 @@ def quantize_layer(
     if reason is not None:
         raise ValueError(f"Layer {layer.name!r} cannot be ternarized: {reason}.")
     registry = TTQQuantizeRegistry(
-        _quantizer_kwargs(threshold, per_channel, positive_scales, min_scale, scale_init, mode)
+        _quantizer_kwargs(
+            threshold,
+            per_channel,
+            positive_scales,
+            min_scale,
+            scale_init,
+            mode,
+            recipe,
+            scale_gradient,
+            kernel_gradient,
+        )
     )
     return quantize_wrapper.QuantizeWrapperV2(layer, registry.get_quantize_config(layer))
 
@@ -183,11 +239,14 @@ def quantize_model(
     keep_first_and_last_float=True,
     float_layers=(),
     per_channel=False,
-    positive_scales=False,
+    positive_scales=None,
     min_scale=1e-3,
-    scale_init="ones",
+    scale_init=None,
     mode="ttq",
     allow_unsupported=False,
+    recipe=DEFAULT_RECIPE,
+    scale_gradient=None,
+    kernel_gradient=None,
 ):
     """Returns a copy of `model` whose Conv2D, DepthwiseConv2D and Dense kernels train with TTQ.
 
@@ -201,8 +260,14 @@ def quantize_model(
       keep_first_and_last_float: keep the first and the last supported layer float, as the
         paper does for the first convolution and the last fully connected layer.
       float_layers: names of more layers to keep float.
-      per_channel, positive_scales, min_scale, scale_init, mode: see `TTQQuantizer`.
-        scale_init="data" fits Wp/Wn to the copied weights before returning.
+      per_channel, positive_scales, min_scale, scale_init, mode, scale_gradient,
+        kernel_gradient: see
+        `TTQQuantizer`. scale_init="data" fits Wp/Wn to the copied weights before returning;
+        "auto" does so for the layers whose output does not go straight into a
+        BatchNormalization/LayerNormalization. None takes the value of `recipe`.
+      recipe: "robust" (default: scale_init="auto", scale_gradient="lsq",
+        positive_scales=True; chosen by benchmarks/robustness.py, see README) or "paper" (the
+        official code bit-exact: "ones", "sum", False). Explicit arguments override it.
       allow_unsupported: keep layers with kernels TTQ does not support (Conv1D, LSTM, ...) float
         with a warning instead of raising.
 
@@ -212,10 +277,20 @@ def quantize_model(
     """
     _check_graph_model(model)
     quantizer_kwargs = _quantizer_kwargs(
-        threshold, per_channel, positive_scales, min_scale, scale_init, mode
+        threshold,
+        per_channel,
+        positive_scales,
+        min_scale,
+        scale_init,
+        mode,
+        recipe,
+        scale_gradient,
+        kernel_gradient,
     )
     TTQQuantizer(**quantizer_kwargs)  # validates the arguments before any cloning
-    chosen = _choose_layers(model, keep_first_and_last_float, tuple(float_layers), allow_unsupported)
+    chosen = _choose_layers(
+        model, keep_first_and_last_float, tuple(float_layers), allow_unsupported
+    )
     chosen_names = {layer.name for layer in chosen}
     registry = TTQQuantizeRegistry(quantizer_kwargs, layer_names=chosen_names)
 
@@ -231,6 +306,10 @@ def quantize_model(
         quantized = tfmot_quantize.quantize_apply(
             annotated, scheme=TTQQuantizeScheme(quantizer_kwargs, chosen_names)
         )
+    scale_init = quantizer_kwargs["scale_init"]
     if scale_init == "data":
         initialize_scales_from_weights(quantized)
+    elif scale_init == "auto":
+        normalized = normalized_layer_names(model)
+        initialize_scales_from_weights(quantized, chosen_names - normalized)
     return quantized

@@ -20,7 +20,11 @@ class TTQLayoutTransform(quantize_layout_transform.QuantizeLayoutTransform):
     """
 
     def apply(self, model, layer_quantize_map):
-        kept = {name: entry for name, entry in layer_quantize_map.items() if entry.get("quantize_config")}
+        kept = {
+            name: entry
+            for name, entry in layer_quantize_map.items()
+            if entry.get("quantize_config")
+        }
         return model, kept
 
 

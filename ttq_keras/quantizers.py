@@ -1,14 +1,18 @@
 """`TTQQuantizer`: the tfmot `Quantizer` that ternarizes a kernel with trained scales."""
 
-from tensorflow_model_optimization.python.core.quantization.keras import quantizers as tfmot_quantizers
+from tensorflow_model_optimization.python.core.quantization.keras import (
+    quantizers as tfmot_quantizers,
+)
 
 from ttq_keras import ops
 from ttq_keras._compat import keras, tf
 
-__all__ = ["TTQQuantizer", "ScaleFloor", "MODES", "SCALE_INITS"]
+__all__ = ["TTQQuantizer", "ScaleFloor", "MODES", "SCALE_INITS", "SCALE_GRADIENTS"]
 
 MODES = ("ttq", "twn")
-SCALE_INITS = ("ones", "data")
+SCALE_INITS = ("ones", "data", "auto")
+SCALE_GRADIENTS = ops.SCALE_GRADIENTS
+KERNEL_GRADIENTS = ops.KERNEL_GRADIENTS
 
 
 @keras.utils.register_keras_serializable(package="ttq_keras")
@@ -48,8 +52,15 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
         Dense, 2 for DepthwiseConv2D, whose kernel is (KH, KW, C_in, multiplier)).
       positive_scales: clip Wp and Wn to at least `min_scale` after each optimizer step.
       min_scale: the floor used by `positive_scales`.
-      scale_init: "ones" (the official code) or "data": least-squares fit of Wp/Wn to the latent
-        weights, applied by `ttq_keras.initialize_scales_from_weights` (quantize_model does it).
+      scale_init: "ones" (the official code), "data": least-squares fit of Wp/Wn to the latent
+        weights, applied by `ttq_keras.initialize_scales_from_weights` (quantize_model does it),
+        or "auto": "data" for a layer whose output does not go straight into a
+        BatchNormalization/LayerNormalization (found in the graph by quantize_model), "ones"
+        for one that does (the normalization absorbs the scale).
+      scale_gradient: "sum" (the official code), "mean" or "lsq": how the gradients of Wp and Wn
+        are normalised, see `ttq_keras.ops.ternarize`.
+      kernel_gradient: "scaled" (the official code) or "ste" (plain straight-through to the
+        latent kernel), see `ttq_keras.ops.ternarize`.
       mode: "ttq" (trained scales) or "twn": Ternary Weight Networks' fixed scale
         α = mean(|w| over |w| > 0.7·mean|w|), not trained, the ablation baseline. In "twn" mode
         the wp/wn weights still exist (so the model layout is identical) but are not trainable
@@ -65,6 +76,8 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
         min_scale=1e-3,
         scale_init="ones",
         mode="ttq",
+        scale_gradient="sum",
+        kernel_gradient="scaled",
     ):
         threshold = float(threshold)
         if not 0.0 <= threshold < 1.0:
@@ -75,8 +88,20 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
             raise ValueError(
                 f"`scale_init` must be one of {SCALE_INITS}. Received: scale_init={scale_init!r}"
             )
+        if scale_gradient not in SCALE_GRADIENTS:
+            raise ValueError(
+                f"`scale_gradient` must be one of {SCALE_GRADIENTS}. "
+                f"Received: scale_gradient={scale_gradient!r}"
+            )
+        if kernel_gradient not in KERNEL_GRADIENTS:
+            raise ValueError(
+                f"`kernel_gradient` must be one of {KERNEL_GRADIENTS}. "
+                f"Received: kernel_gradient={kernel_gradient!r}"
+            )
         if int(channel_dims) not in (1, 2):
-            raise ValueError(f"`channel_dims` must be 1 or 2. Received: channel_dims={channel_dims}")
+            raise ValueError(
+                f"`channel_dims` must be 1 or 2. Received: channel_dims={channel_dims}"
+            )
         if positive_scales and not min_scale > 0:
             raise ValueError(f"`min_scale` must be > 0. Received: min_scale={min_scale}")
         self.threshold = threshold
@@ -86,6 +111,8 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
         self.min_scale = float(min_scale)
         self.scale_init = scale_init
         self.mode = mode
+        self.scale_gradient = scale_gradient
+        self.kernel_gradient = kernel_gradient
 
     @property
     def scale_rank(self):
@@ -129,7 +156,9 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
             ternary, _, _ = ops.twn_ternarize(inputs, scale_rank=self.scale_rank)
             return ternary
         delta = ops.ttq_threshold(inputs, self.threshold)
-        return ops.ternarize(inputs, weights["wp"], weights["wn"], delta)
+        return ops.ternarize(
+            inputs, weights["wp"], weights["wn"], delta, self.scale_gradient, self.kernel_gradient
+        )
 
     def delta(self, kernel):
         """The threshold Δ this quantizer applies to `kernel` (a tensor or array)."""
@@ -154,6 +183,8 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
             "min_scale": self.min_scale,
             "scale_init": self.scale_init,
             "mode": self.mode,
+            "scale_gradient": self.scale_gradient,
+            "kernel_gradient": self.kernel_gradient,
         }
 
     @classmethod

@@ -7,9 +7,15 @@ import numpy as np
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
 
 from ttq_keras._compat import keras
+from ttq_keras.diagnostics import check_ternary_weights
 from ttq_keras.lite.format import packed_row_bytes
 from ttq_keras.lite.sizes import packed_layer_bytes
-from ttq_keras.ternary_weights import _all_layers, is_ttq_wrapper, ternary_layers, wrapped_layer_variables
+from ttq_keras.ternary_weights import (
+    _all_layers,
+    is_ttq_wrapper,
+    ternary_layers,
+    wrapped_layer_variables,
+)
 
 __all__ = ["LayerStats", "summary", "layer_stats"]
 
@@ -53,7 +59,11 @@ def _folded_batchnorms(model, ternary_names):
     consumers = {}
     for layer in model.layers:
         for node in _model_nodes(model, layer):
-            for producer in node.inbound_layers if isinstance(node.inbound_layers, (list, tuple)) else [node.inbound_layers]:
+            for producer in (
+                node.inbound_layers
+                if isinstance(node.inbound_layers, (list, tuple))
+                else [node.inbound_layers]
+            ):
                 consumers.setdefault(producer.name, []).append(layer)
     folded = set()
     for name in ternary_names:
@@ -82,7 +92,10 @@ def layer_stats(model) -> List[LayerStats]:
                     name=layer.name,
                     layer_type=type(inner).__name__,
                     params=params,
-                    bits_per_weight=8.0 * info.out_channels * packed_row_bytes(info.row_length) / kernel_size,
+                    bits_per_weight=8.0
+                    * info.out_channels
+                    * packed_row_bytes(info.row_length)
+                    / kernel_size,
                     sparsity=info.sparsity,
                     wp=float(np.mean(info.wp)),
                     wn=float(np.mean(info.wn)),
@@ -138,6 +151,7 @@ def summary(model, print_fn: Callable[[str], None] = print) -> List[LayerStats]:
     (5 trits per byte plus per-channel scales and bias; a BatchNormalization right after a
     ternary layer is folded into it). Returns the rows as `LayerStats`.
     """
+    check_ternary_weights(model)  # NaN/Inf weights: name the layer before reporting anything
     rows = layer_stats(model)
     header = (
         f"{'layer':<28} {'type':<18} {'params':>9} {'bits/w':>6} {'sparsity':>8} "

@@ -1,7 +1,7 @@
 """Reading the ternary weights out of a quantized model, and baking them into a float model."""
 
 import dataclasses
-from typing import Any, List
+from typing import Any, Iterable, List, NamedTuple, Optional
 
 import numpy as np
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
@@ -18,6 +18,8 @@ __all__ = [
     "to_float_model",
     "initialize_scales_from_weights",
     "wrapped_layer_variables",
+    "TernaryVariables",
+    "ternary_variables",
 ]
 
 
@@ -74,7 +76,9 @@ def _all_layers(model):
     result = []
 
     def _visit(parent):
-        for layer in parent._flatten_layers(include_self=False, recursive=False):  # pylint: disable=protected-access
+        for layer in parent._flatten_layers(
+            include_self=False, recursive=False
+        ):  # pylint: disable=protected-access
             result.append(layer)
             if not isinstance(layer, quantize_wrapper.QuantizeWrapper):
                 _visit(layer)
@@ -98,6 +102,27 @@ def wrapped_layer_variables(wrapper):
         quantizer_vars.update(id(v) for v in variables.values())
     skip = quantizer_vars | {id(getattr(wrapper, "optimizer_step", None))}
     return {_short_name(v): v for v in wrapper.weights if id(v) not in skip}
+
+
+class TernaryVariables(NamedTuple):
+    """The trainable state of one ternarized kernel: tf.Variables, not copies."""
+
+    kernel: Any  # the latent float kernel
+    wp: Any  # positive scale (a variable; not trainable in "twn" mode)
+    wn: Any  # negative scale, a positive magnitude
+    quantizer: Any  # the TTQQuantizer applied to `kernel`
+
+
+def ternary_variables(layer) -> List[TernaryVariables]:
+    """The latent kernel and Wp/Wn variables of a TTQ-quantized layer (one entry per ternarized
+    kernel; [] for a layer that is not a TTQ wrapper). For weight decay, custom optimizers or
+    inspection, instead of reading tfmot's private `_weight_vars`."""
+    if not is_ttq_wrapper(layer):
+        return []
+    return [
+        TernaryVariables(kernel, variables["wp"], variables["wn"], quantizer)
+        for kernel, quantizer, variables in _ttq_weight_vars(layer)
+    ]
 
 
 def _ttq_weight_vars(wrapper):
@@ -137,15 +162,19 @@ def ternary_layers(model) -> List[TernaryLayer]:
     return result
 
 
-def initialize_scales_from_weights(model) -> None:
+def initialize_scales_from_weights(model, layer_names: Optional[Iterable[str]] = None) -> None:
     """Sets every TTQ layer's Wp/Wn to the least-squares fit of its current latent kernel.
 
     Wp = mean(w | w > Δ) and Wn = mean(-w | w < -Δ), per layer or per channel. Call it after
     loading pretrained float weights; `quantize_model(..., scale_init="data")` calls it for you.
-    Layers in "twn" mode are skipped (their scales are not variables).
+    Layers in "twn" mode are skipped (their scales are not variables). `layer_names` restricts
+    it to these layers (wrapper names "quant_x" or the original names "x").
     """
+    names = None if layer_names is None else set(layer_names)
     for layer in _all_layers(model):
         if not is_ttq_wrapper(layer):
+            continue
+        if names is not None and layer.name not in names and layer.layer.name not in names:
             continue
         for kernel_var, quantizer, quantizer_vars in _ttq_weight_vars(layer):
             if quantizer.mode != "ttq":

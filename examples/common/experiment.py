@@ -202,6 +202,7 @@ def run(*, title, build_model, data, recipe, cfg, command, notes=None):
             per_channel=cfg["per_channel"],
             scale_init=cfg["scale_init"],
             mode=cfg["ttq_mode"],
+            recipe=cfg["recipe"],
         )
         training.compile_model(
             ttq_model, recipe.make_optimizer(recipe.ttq_lr, max(1, ttq_epochs * steps))
@@ -210,6 +211,10 @@ def run(*, title, build_model, data, recipe, cfg, command, notes=None):
             ttq_model, recipe.weight_decay, recipe.weight_decay_include
         )
     results["ttq"]["weight_decay_variables"] = len(decayed)
+    has_bn = any(isinstance(lay, keras.layers.BatchNormalization) for lay in ttq_model.layers)
+    if cfg["bn_reestimation_steps"] and from_float and has_bn:
+        with progress.stage("Re-estimating BatchNorm statistics of the ternarized model"):
+            ttq_keras.reestimate_batchnorm(ttq_model, data.train, cfg["bn_reestimation_steps"])
     if cfg["eval_before_finetune"] and from_float:
         with progress.stage("Evaluating the ternarized model before TTQ training"):
             loss, acc = _evaluate(ttq_model, data.test)

@@ -37,7 +37,9 @@ flags.DEFINE_boolean(
     "keep_first_and_last_float", True, "Keep the first conv and the last dense layer in float."
 )
 flags.DEFINE_boolean("per_channel", False, "Per-output-channel Wp/Wn instead of per layer.")
-flags.DEFINE_enum("scale_init", "ones", ["ones", "data"], "Initial Wp/Wn.")
+flags.DEFINE_enum("recipe", "robust", ["robust", "paper"], "quantize_model's recipe.")
+flags.DEFINE_enum("scale_init", None, ["ones", "data", "auto"], "Wp/Wn init (default: recipe's).")
+flags.DEFINE_integer("bn_reestimation_steps", 20, "Batches to re-estimate BN after ternarizing.")
 flags.DEFINE_enum("ttq_mode", "ttq", ["ttq", "twn"], "Trained scales (ttq) or TWN scales.")
 flags.DEFINE_integer("train_examples", None, "Use only this many training examples.")
 flags.DEFINE_integer("test_examples", None, "Use only this many test examples.")

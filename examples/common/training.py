@@ -65,7 +65,7 @@ def weight_decay_variables(model, include=None):
     """Variables the official regex `.*/W` decays: every conv/dense kernel plus Wp and Wn.
 
     For a TTQ wrapper (tfmot QuantizeWrapperV2) these are the latent kernel and the trainable
-    quantizer variables (Wp, Wn) listed in the wrapper's `_weight_vars`; tfmot replaces the
+    quantizer variables (Wp, Wn) given by `ttq_keras.ternary_variables`; tfmot replaces the
     inner layer's `kernel` attribute by the quantized tensor, so the variables are taken from
     there rather than from the inner layer. `include(layer_name) -> bool` restricts the set by
     the original layer name (AlexNet decays only the fc layers).
@@ -79,11 +79,10 @@ def weight_decay_variables(model, include=None):
             continue
         if include is not None and not include(base.name):
             continue
-        weight_vars = getattr(layer, "_weight_vars", None) if inner is not None else None
-        if weight_vars:
-            for kernel, _, quantizer_vars in weight_vars:
-                chosen.append(kernel)
-                chosen.extend(v for v in quantizer_vars.values() if v.trainable)
+        ternary = ttq_keras.ternary_variables(layer) if inner is not None else []
+        if ternary:
+            for t in ternary:
+                chosen.extend([t.kernel] + [v for v in (t.wp, t.wn) if v.trainable])
         else:
             chosen.extend(v for v in base.trainable_weights if "kernel" in v.name.split("/")[-1])
     return chosen
@@ -212,5 +211,9 @@ def read_history(output_dir, phase):
 
 
 def ttq_callbacks(output_dir):
-    """ttq_keras.TTQCallback: Wp, Wn and sparsity per layer to TensorBoard."""
-    return [ttq_keras.TTQCallback(os.path.join(output_dir, "tensorboard", "ttq_layers"))]
+    """ttq_keras.TTQCallback (Wp, Wn and sparsity per layer to TensorBoard) and ttq_keras.TTQGuard
+    (stops with the name of the first layer whose Wp, Wn or kernel went NaN/Inf)."""
+    return [
+        ttq_keras.TTQCallback(os.path.join(output_dir, "tensorboard", "ttq_layers")),
+        ttq_keras.TTQGuard(check_every=100),
+    ]

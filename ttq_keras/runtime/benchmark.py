@@ -155,8 +155,17 @@ def main(argv=None):
     if args.profile:
         from ttq_keras.runtime.profile import format_profile, profile_model
 
-        print(format_profile(profile_model(args.model, num_threads=args.num_threads,
-                                           mode=args.mode, runs=args.runs, warmup=args.warmup)))
+        print(
+            format_profile(
+                profile_model(
+                    args.model,
+                    num_threads=args.num_threads,
+                    mode=args.mode,
+                    runs=args.runs,
+                    warmup=args.warmup,
+                )
+            )
+        )
     return 0
 
 

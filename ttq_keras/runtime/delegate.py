@@ -167,8 +167,8 @@ def _reject_what_crashes_the_runtime(model_path, model_content, what):
         with open(model_path, "rb") as f:
             data = f.read(1 << 20)  # the root table and its vtable are at the front
     try:
-        from flatbuffers.table import Table
         from flatbuffers import encode, number_types
+        from flatbuffers.table import Table
 
         buf = bytearray(data[: 1 << 20])
         root = encode.Get(number_types.UOffsetTFlags.packer_type, buf, 0)

@@ -84,8 +84,7 @@ def _timing_function(library):
 def _segments(interpreter):
     """[(nodes, op_names, kernel, record index or None)] in execution order."""
     details = [
-        d for d in interpreter._get_ops_details()  # noqa: SLF001
-        if d["op_name"] != "DELEGATE"
+        d for d in interpreter._get_ops_details() if d["op_name"] != "DELEGATE"  # noqa: SLF001
     ]
     delegated = interpreter.delegated_ops()
     ttq_nodes = {op.node_index: (i, op) for i, op in enumerate(delegated)}
