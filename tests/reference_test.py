@@ -124,9 +124,7 @@ class KernelTest(tf.test.TestCase, parameterized.TestCase):
     def testFormulaUsesBothScales(self):
         # y = s+ * sum(P) - s- * sum(N) + b, spelled out by hand.
         codes = packing.pack_trits([[1, 1, -1, 0]])
-        options = dict(
-            version=fmt.FORMAT_VERSION, activation="NONE", in_features=4, out_features=1
-        )
+        options = dict(version=fmt.FORMAT_VERSION, activation="NONE", in_features=4, out_features=1)
         options["keep_num_dims"] = False
         y = reference_kernels.ttq_fully_connected(
             np.array([[1.0, 2.0, 4.0, 8.0]], np.float32),
@@ -161,7 +159,9 @@ class KernelTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "must be 4-D"):
             reference_kernels.ttq_conv_2d(np.zeros((4, 4, 3)), codes, ones, ones, ones, options)
         with self.assertRaisesRegex(ValueError, "bias must have shape"):
-            reference_kernels.ttq_conv_2d(np.zeros((1, 4, 4, 3)), codes, ones, ones, ones[:1], options)
+            reference_kernels.ttq_conv_2d(
+                np.zeros((1, 4, 4, 3)), codes, ones, ones, ones[:1], options
+            )
 
 
 def _load(model_bytes):
@@ -218,9 +218,13 @@ class PackedFileTest(tf.test.TestCase, parameterized.TestCase):
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
                 argv = [path, "--input", os.path.join(tmp, "x.npy")]
-                self.assertEqual(interpreter.main(argv + ["--output", os.path.join(tmp, "y.npy")]), 0)
+                self.assertEqual(
+                    interpreter.main(argv + ["--output", os.path.join(tmp, "y.npy")]), 0
+                )
             self.assertIn("TTQ_DEPTHWISE_CONV_2D", out.getvalue())
-            self.assertAllClose(np.load(os.path.join(tmp, "y.npy")), interpreter.run(path, self.x)[0])
+            self.assertAllClose(
+                np.load(os.path.join(tmp, "y.npy")), interpreter.run(path, self.x)[0]
+            )
 
     def _with_options(self, custom_code, **changes):
         model = _load(self.packed)
