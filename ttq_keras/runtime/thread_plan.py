@@ -3,7 +3,7 @@
 `ttq_keras.Interpreter(num_threads=N)` gives the TTQ delegate N threads for every packed op. The
 runtime (LiteRT / tf.lite) runs the remaining builtin ops (ADD, MEAN, a float first layer, ...)
 on XNNPACK or its builtin kernels with a thread pool of its own. Two pools on the same cores
-take turns spinning: measured on a 2-core machine (`python -m ttq_keras.benchmark M --profile`,
+take turns spinning: measured on a 2-core machine (`python -m ttq_keras.runtime.benchmark M --profile`,
 ResNet-20), each small XNNPACK ADD between two TTQ convs took 70-80 us at 2 threads against
 5-10 us at 1, because XNNPACK's workers had to be woken while the delegate's workers held the
 cores. When the builtin ops are a small part of the work, giving the runtime one thread removes
