@@ -38,7 +38,7 @@ def _env(tf_config=None):
 
 def _start(output, tf_config=None):
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.multi_worker_testutil", "--output", output],
+        [sys.executable, "-m", "tests.multi_worker_child", "--output", output],
         cwd=_ROOT,
         env=_env(tf_config),
         stdout=subprocess.PIPE,

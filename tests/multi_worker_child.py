@@ -2,7 +2,7 @@
 
     TF_CONFIG='{"cluster": {"worker": ["127.0.0.1:P0", "127.0.0.1:P1"]},
                 "task": {"type": "worker", "index": 0}}' \\
-        python -m tests.multi_worker_testutil --output w0.npz
+        python -m tests.multi_worker_child --output w0.npz
 
 With TF_CONFIG it trains under tf.distribute.MultiWorkerMirroredStrategy (each worker reads its
 shard of every global batch); without it, in one process with the whole global batch. Both
