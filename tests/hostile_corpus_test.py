@@ -1,6 +1,6 @@
 """The hostile-input corpus (tests/data/hostile/, made by scripts/make_hostile_corpus.py).
 
-Every file runs in a child process (tests/hostile_corpus_worker.py) through ttq_keras.Interpreter
+Every file runs in a child process (tests/hostile_corpus_child.py) through ttq_keras.Interpreter
 (LiteRT + the TTQ delegate) and through the NumPy reference, with the child's address space
 limited (RLIMIT_AS) to what it uses after its imports plus MEMORY_HEADROOM_MB. Asserted per file:
 - neither reader crashes (a signal), hangs (PER_FILE_TIMEOUT_S) or raises anything but a clean
@@ -38,7 +38,7 @@ def run_worker(files, headroom_mb=MEMORY_HEADROOM_MB):
     pending = list(files)
     env = dict(os.environ, MALLOC_ARENA_MAX="2", TF_CPP_MIN_LOG_LEVEL="2")
     while pending:
-        cmd = [sys.executable, "-m", "tests.hostile_corpus_worker"]
+        cmd = [sys.executable, "-m", "tests.hostile_corpus_child"]
         if headroom_mb:
             cmd += ["--memory-headroom-mb", str(headroom_mb)]
         proc = subprocess.Popen(

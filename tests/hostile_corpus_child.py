@@ -1,6 +1,6 @@
 """Child process of tests/hostile_corpus_test.py: runs .tflite files through both readers.
 
-    python -m tests.hostile_corpus_worker [--memory-headroom-mb N] FILE...
+    python -m tests.hostile_corpus_child [--memory-headroom-mb N] FILE...
 
 For each file it prints `START <name>`, then `RESULT <json>` with the outcome of the NumPy
 reference and of ttq_keras.Interpreter (LiteRT + the TTQ delegate): "accept" (ran; outputs
