@@ -18,7 +18,8 @@ import statistics
 import time
 from typing import List, Optional
 
-import numpy as np
+from ttq_keras.runtime.benchmark import set_random_inputs
+from ttq_keras.runtime.delegate import Interpreter
 
 __all__ = ["OpTime", "Profile", "profile_interpreter", "profile_model", "format_profile"]
 
@@ -161,8 +162,6 @@ def profile_model(
     seed: int = 0,
 ) -> Profile:
     """Profiles `model` (a path or the bytes of a .tflite file) on a fixed random input."""
-    from ttq_keras.runtime.delegate import Interpreter
-
     kwargs = (
         {"model_content": bytes(model)}
         if isinstance(model, (bytes, bytearray))
@@ -172,18 +171,8 @@ def profile_model(
         num_threads=num_threads, mode=mode, default_delegates=default_delegates, **kwargs
     )
     interpreter.allocate_tensors()
-    rng = np.random.default_rng(seed)
-    feeds = []
-    for d in interpreter.get_input_details():
-        shape = [int(s) if s > 0 else 1 for s in d["shape"]]
-        dtype = np.dtype(d["dtype"])
-        if np.issubdtype(dtype, np.floating):
-            x = rng.normal(0.0, 1.0, shape).astype(dtype)
-        else:
-            info = np.iinfo(dtype)
-            x = rng.integers(max(info.min, -128), min(info.max, 127) + 1, shape).astype(dtype)
-        feeds.append((d["index"], x))
-    return profile_interpreter(interpreter, runs=runs, warmup=warmup, feeds=feeds)
+    set_random_inputs(interpreter, seed)
+    return profile_interpreter(interpreter, runs=runs, warmup=warmup)
 
 
 def format_profile(p: Profile, title: Optional[str] = None) -> str:
