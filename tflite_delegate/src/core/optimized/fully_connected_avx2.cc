@@ -79,7 +79,7 @@ class FullyConnectedAvx2 final : public TernaryKernel {
         const float scale =
             QuantizeAvx2(input + static_cast<int64_t>(r) * in_, in_, reinterpret_cast<int8_t*>(q));
         std::memset(q + in_, 0, kp16 - in_);
-        BuildTables(q, groups, tables);
+        BuildNibbleTablesAvx2(q, groups, tables);
         float* y = output + static_cast<int64_t>(r) * out_;
         ParallelFor(pool, tiles,
                     [&](int begin, int end) { FastTiles(tables, kp16, scale, begin, end, y); });
@@ -163,42 +163,6 @@ class FullyConnectedAvx2 final : public TernaryKernel {
         _mm256_storeu_ps(y + c, v);
       } else {
         _mm256_maskstore_ps(y + c, _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lane), v);
-      }
-    }
-  }
-
-  // tables[g] = {sum of lo nibbles of u over each subset m of taps 4g..4g+3 (16 bytes),
-  //              the same for hi nibbles (16 bytes)}, with u = q + 128.
-  static void BuildTables(const uint8_t* q, int groups, uint8_t* tables) {
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
-    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-    // subset mask m is the byte index within a lane; bit i of m selects tap i.
-    const __m256i index = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0,
-                                           1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m256i select[4], member[4];
-    for (int i = 0; i < 4; ++i) {
-      // lane 0 broadcasts byte i (group g), lane 1 byte 4 + i (group g + 1)
-      select[i] = _mm256_setr_epi8(i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, 4 + i, 4 + i,
-                                   4 + i, 4 + i, 4 + i, 4 + i, 4 + i, 4 + i, 4 + i, 4 + i, 4 + i,
-                                   4 + i, 4 + i, 4 + i, 4 + i, 4 + i);
-      const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << i));
-      member[i] = _mm256_cmpeq_epi8(_mm256_and_si256(index, bit), bit);
-    }
-    for (int g = 0; g < groups; g += 2) {
-      const __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + 4 * g));
-      const __m256i u = _mm256_xor_si256(_mm256_broadcastsi128_si256(raw), flip);
-      const __m256i lo = _mm256_and_si256(u, low4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), low4);
-      __m256i tl = _mm256_setzero_si256(), th = _mm256_setzero_si256();
-      for (int i = 0; i < 4; ++i) {
-        tl = _mm256_add_epi8(tl, _mm256_and_si256(_mm256_shuffle_epi8(lo, select[i]), member[i]));
-        th = _mm256_add_epi8(th, _mm256_and_si256(_mm256_shuffle_epi8(hi, select[i]), member[i]));
-      }
-      _mm256_store_si256(reinterpret_cast<__m256i*>(tables + 32 * g),
-                         _mm256_permute2x128_si256(tl, th, 0x20));
-      if (g + 1 < groups) {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(tables + 32 * (g + 1)),
-                           _mm256_permute2x128_si256(tl, th, 0x31));
       }
     }
   }

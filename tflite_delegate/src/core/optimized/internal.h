@@ -55,12 +55,6 @@ void PackBlockedFloatWeights(const TernaryWeights& w, int out_channels, int k, i
 // Per-channel vectors padded with zeros to a multiple of `pad`: s⁺, s⁻ and bias.
 void PackChannelVector(const float* v, int n, int pad, AlignedBuffer* out);
 
-// Bit planes for the AVX-512 fully connected kernels, 2 bits per weight: every output channel's
-// row is padded with zero trits to a multiple of 256 taps, and one 256-tap block is 64 bytes:
-// 32 bytes of the P plane (trit +1) then 32 bytes of the N plane (trit −1); tap t of a block is
-// bit t % 8 of byte t / 8 of its plane (the order mask registers load).
-void PackBitPlanes(const int8_t* trits, int out_channels, int k, AlignedBuffer* out);
-
 // Indirection for conv and depthwise: for output pixel m = oh·out_w + ow of one image and tap
 // t = kh·KW + kw, offsets[m·T + t] is the element offset (ih·in_w + iw)·in_c of the input pixel
 // the tap reads, or −1 when it falls into the padding. Rebuilt only when the geometry changes.
@@ -72,7 +66,8 @@ struct ConvOffsets {
   int in_h = 0, in_w = 0, out_h = 0, out_w = 0, pad_t = 0, pad_l = 0;
 };
 
-// Nibble planes for the AVX2 fast (int8) fully connected kernel, still 2 bits per weight.
+// Nibble planes for the AVX2, AVX-512 and NEON fast (int8) fully connected kernels, 2 bits per
+// weight.
 // Output channels in tiles of 32 (padded with zero trits), taps padded to a multiple of 16.
 // Layout [tile][pair of 8 taps][plane P, N][32 bytes]: byte o holds the mask of output
 // tile·32 + o for taps 8·pair + 0..3 (low nibble, bit i = tap 8·pair + i) and 8·pair + 4..7

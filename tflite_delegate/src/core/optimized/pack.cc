@@ -63,24 +63,6 @@ void PackChannelVector(const float* v, int n, int pad, AlignedBuffer* out) {
   std::memcpy(dst, v, sizeof(float) * n);
 }
 
-void PackBitPlanes(const int8_t* trits, int out_channels, int k, AlignedBuffer* out) {
-  const int blocks = (k + 255) / 256;
-  const size_t row_bytes = static_cast<size_t>(blocks) * 64;
-  out->Reserve(row_bytes * out_channels);
-  uint8_t* base = out->as<uint8_t>();
-  std::memset(base, 0, row_bytes * out_channels);
-  for (int c = 0; c < out_channels; ++c) {
-    const int8_t* row = trits + static_cast<int64_t>(c) * k;
-    uint8_t* dst = base + row_bytes * c;
-    for (int i = 0; i < k; ++i) {
-      if (row[i] == 0) continue;
-      const int b = i / 256, t = i % 256;
-      uint8_t* plane = dst + b * 64 + (row[i] > 0 ? 0 : 32);
-      plane[t / 8] |= static_cast<uint8_t>(1u << (t % 8));
-    }
-  }
-}
-
 void PackNibblePlanes(const int8_t* trits, int out_channels, int k, AlignedBuffer* out,
                       AlignedBuffer* counts) {
   const int tiles = (out_channels + 31) / 32;
