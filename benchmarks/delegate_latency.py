@@ -14,7 +14,8 @@ network) and the AlexNet FC stack (9216 -> 4096 -> 4096 -> 1000) (and, with
   4. builds, in this one process, every configuration at every thread count:
        packed + ttq delegate (exact and fast mode)  via ttq_keras.Interpreter (defaults),
        float and int8 under the stock LiteRT interpreter (XNNPACK applied by default),
-     and times them interleaved (each round invokes each interpreter once, --runs rounds,
+     and times them interleaved (each round runs each interpreter for a block of 4 timed
+     invocations after an untimed one, --runs timed invocations per interpreter,
      --repeats times), printing medians and the ratios the project targets (issue 9):
        ResNet-20: exact / XNNPACK float <= 0.9, fast / XNNPACK int8 <= 1.0, 2 threads <= 0.65x
          the delegate's own 1-thread time
@@ -107,6 +108,8 @@ def _write(out_dir, fname, data):
 # ---------------------------------------------------------------------------------------------
 # Timing
 
+BLOCK = 4  # timed invocations of one interpreter in a row (after one untimed) per round
+
 
 def stock_interpreter(path, threads):
     from ai_edge_litert.interpreter import Interpreter as LiteRTInterpreter
@@ -140,20 +143,28 @@ def _prepared(interp, shape, warmup=20):
     return interp
 
 
-def time_interleaved(interpreters, runs):
-    """{name: (median ms, min ms)}: every round invokes every interpreter once, in turn, so a
-    burst of load from other processes hits all of them alike."""
+def time_interleaved(interpreters, runs, block=BLOCK):
+    """{name: (median ms, min ms)} over `runs` timed invocations per interpreter.
+
+    Rounds run every interpreter in turn, `block` timed invocations each after one untimed
+    one, so a burst of load from other processes hits all of them alike. The untimed
+    invocation keeps one interpreter's thread pool from taxing the next: a pool spins for a
+    while after its job (XNNPACK's pthreadpool and ours both do), and on 2 cores the previous
+    interpreter's spinning worker would otherwise take the core the next one's worker needs,
+    which no user running one model ever sees."""
     times = {name: [] for name in interpreters}
-    for _ in range(runs):
+    for _ in range(-(-runs // block)):
         for name, interp in interpreters.items():
-            t0 = time.perf_counter()
             interp.invoke()
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(block):
+                t0 = time.perf_counter()
+                interp.invoke()
+                times[name].append(time.perf_counter() - t0)
     return {n: (statistics.median(t) * 1e3, min(t) * 1e3) for n, t in times.items()}
 
 
 def time_interpreter(interp, shape, runs, warmup=20):
-    return time_interleaved({"x": _prepared(interp, shape, warmup)}, runs)["x"]
+    return time_interleaved({"x": _prepared(interp, shape, warmup)}, runs, block=runs)["x"]
 
 
 def _rss_bytes():

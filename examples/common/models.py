@@ -25,13 +25,14 @@ def _bn(name, epsilon=1e-5):
 def _channel_pad(x, pad, name):
     """Zero-pads the channel axis by `pad` on both sides with stock layers.
 
-    (H, W, C) -> Reshape (H, W, C, 1) -> ZeroPadding3D on the third axis -> Reshape (H, W, C+2p).
-    Converts to RESHAPE + PAD in TFLite.
+    (H, W, C) -> Permute (W, C, H) -> ZeroPadding2D on (W, C) -> Permute back (H, W, C+2p).
+    Converts to TRANSPOSE + PAD + TRANSPOSE with static shapes. (A Reshape to 5-D would make
+    the converter compute the batch size at run time with SHAPE/STRIDED_SLICE/PACK ops, whose
+    dynamic output shapes cost TFLite and XNNPACK a re-plan on every invoke.)
     """
-    h, w, c = x.shape[1:]
-    x = layers.Reshape((h, w, c, 1), name=name + "_expand")(x)
-    x = layers.ZeroPadding3D(((0, 0), (0, 0), (pad, pad)), name=name + "_zeropad")(x)
-    return layers.Reshape((h, w, c + 2 * pad), name=name + "_squeeze")(x)
+    x = layers.Permute((2, 3, 1), name=name + "_to_wch")(x)
+    x = layers.ZeroPadding2D(((0, 0), (pad, pad)), name=name + "_zeropad")(x)
+    return layers.Permute((3, 1, 2), name=name + "_to_hwc")(x)
 
 
 def _residual(x, name, increase_dim=False, first=False):
