@@ -245,6 +245,8 @@ std::vector<Shape> Shapes() {
       Conv(1, 16, 16, 16, 32, 3, 3, 2, 1, true),   // ResNet-20 downsampling
       Conv(2, 7, 9, 9, 20, 3, 3, 1, 1, true),      // Winograd: odd output, C_in % 8 != 0
       Conv(1, 5, 5, 8, 16, 3, 3, 1, 1, false),     // Winograd: 3x3 output, partial tiles
+      Conv(2, 23, 19, 20, 16, 3, 3, 1, 1,
+           true),  // image > 8k elements: quantize split over threads
       Depthwise(1, 8, 8, 16, 1, 3, 3, 1, 1, true),
       Depthwise(2, 9, 7, 13, 1, 3, 3, 2, 1, true),
       Depthwise(1, 10, 10, 5, 3, 3, 3, 1, 2, false),  // depth multiplier 3, dilation 2
