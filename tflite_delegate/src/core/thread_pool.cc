@@ -43,17 +43,27 @@ constexpr int kStragglerFactor = 4;
 constexpr auto kStragglerMinWait = std::chrono::microseconds(200);
 constexpr auto kMinBackoff = std::chrono::milliseconds(20);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
-constexpr uint32_t kClosed = 0xffffffffu;
+
+// The claim word: job id (32 bits), then the front and back of the unclaimed chunks (16 bits
+// each; ParallelFor makes at most 0xffff chunks).
+constexpr uint64_t PackClaim(uint32_t id, uint32_t front, uint32_t back) {
+  return static_cast<uint64_t>(id) << 32 | static_cast<uint64_t>(front) << 16 | back;
+}
 
 thread_local bool t_inside_pool = false;
 
 }  // namespace
 
-// Job protocol. `claim` packs (job id << 32 | next unclaimed index). A participant claims
-// [next, next + chunk) with a CAS on the whole word, so a stale participant of an older job can
-// never claim (its expected word has the old id). When all items are done the caller closes the
-// job (next = kClosed) before it touches fn_/n_/chunk_ again; fn_ is read only after a
-// successful claim, while the job is provably still open.
+// Job protocol. `claim` packs (job id, front, back): chunks [front, back) are unclaimed. The
+// caller claims from the front, the workers from the back, each with a CAS on the whole word, so
+// a stale participant of an older job can never claim (its expected word has the old id). When
+// all items are done the caller closes the job (front = back) before it touches fn_/n_/chunk_
+// again; fn_ is read only after a successful claim, while the job is provably still open.
+//
+// Why two ends: with 2 threads the caller then runs the first part of every job and the worker
+// the last, so consecutive ops split an image the same way and each thread mostly reads rows
+// it wrote itself (in its own L2) instead of alternating chunks that leave half of every input
+// in the other core's cache.
 struct ThreadPool::Impl {
   explicit Impl(int num_workers) {
     for (int i = 0; i < num_workers; ++i) threads.emplace_back([this] { WorkerLoop(); });
@@ -70,22 +80,26 @@ struct ThreadPool::Impl {
   }
 
   // Returns the number of chunks this participant ran.
-  int Work(uint32_t my_job) {
+  int Work(uint32_t my_job, bool from_back) {
     int ran = 0;
     for (;;) {
       uint64_t c = claim.load(std::memory_order_acquire);
       if (static_cast<uint32_t>(c >> 32) != my_job) return ran;
-      const uint32_t next = static_cast<uint32_t>(c);
-      const uint32_t n = n_.load(std::memory_order_relaxed);
-      if (next >= n) return ran;
-      const uint32_t chunk = chunk_.load(std::memory_order_relaxed);
-      if (!claim.compare_exchange_weak(c, c + chunk, std::memory_order_acq_rel,
+      const uint32_t front = static_cast<uint32_t>(c >> 16) & 0xffffu;
+      const uint32_t back = static_cast<uint32_t>(c) & 0xffffu;
+      if (front >= back) return ran;
+      const uint32_t k = from_back ? back - 1 : front;
+      const uint64_t claimed =
+          from_back ? PackClaim(my_job, front, back - 1) : PackClaim(my_job, front + 1, back);
+      if (!claim.compare_exchange_weak(c, claimed, std::memory_order_acq_rel,
                                        std::memory_order_relaxed)) {
         continue;
       }
-      const uint32_t end = std::min(next + chunk, n);
-      (*fn_)(static_cast<int>(next), static_cast<int>(end));
-      done.fetch_add(end - next, std::memory_order_acq_rel);
+      const uint32_t n = n_.load(std::memory_order_relaxed);
+      const uint32_t chunk = chunk_.load(std::memory_order_relaxed);
+      const uint32_t begin = k * chunk, end = std::min(begin + chunk, n);
+      (*fn_)(static_cast<int>(begin), static_cast<int>(end));
+      done.fetch_add(end - begin, std::memory_order_acq_rel);
       ++ran;
     }
   }
@@ -119,7 +133,7 @@ struct ThreadPool::Impl {
       }
       seen = j;
       if (stop.load(std::memory_order_relaxed)) return;
-      Work(seen);
+      Work(seen, /*from_back=*/true);
     }
   }
 
@@ -133,21 +147,25 @@ struct ThreadPool::Impl {
       return;
     }
     const bool probe = backoff_until != std::chrono::steady_clock::time_point{};
-    const uint32_t chunk = static_cast<uint32_t>(
+    const uint32_t per_thread_chunk = static_cast<uint32_t>(
         std::max(1, (n + num_threads * kChunksPerThread - 1) / (num_threads * kChunksPerThread)));
+    // (The 16-bit claim fields: at most 0xffff chunks, whatever the thread count.)
+    const uint32_t chunk =
+        std::max(per_thread_chunk, (static_cast<uint32_t>(n) + 0xfffeu) / 0xffffu);
+    const uint32_t chunks = (static_cast<uint32_t>(n) + chunk - 1) / chunk;
     const uint32_t id = job.load(std::memory_order_relaxed) + 1;
     fn_ = &f;
     n_.store(static_cast<uint32_t>(n), std::memory_order_relaxed);
     chunk_.store(chunk, std::memory_order_relaxed);
     done.store(0, std::memory_order_relaxed);
-    claim.store(static_cast<uint64_t>(id) << 32, std::memory_order_release);
+    claim.store(PackClaim(id, 0, chunks), std::memory_order_release);
     {
       std::lock_guard<std::mutex> lock(mu);
       job.store(id, std::memory_order_release);
     }
     cv.notify_all();
     t_inside_pool = true;
-    const int ran = Work(id);
+    const int ran = Work(id, /*from_back=*/false);
     t_inside_pool = false;
     const auto start = std::chrono::steady_clock::now();
     int spins = 0;
@@ -163,7 +181,7 @@ struct ThreadPool::Impl {
         yielding = std::chrono::steady_clock::now() - start > kPauseTime;
       }
     }
-    claim.store((static_cast<uint64_t>(id) << 32) | kClosed, std::memory_order_release);
+    claim.store(PackClaim(id, chunks, chunks), std::memory_order_release);
     if (ran > 0) {
       const auto end = std::chrono::steady_clock::now();
       const auto chunk_time = (start - call_start) / ran;
@@ -183,7 +201,7 @@ struct ThreadPool::Impl {
   std::condition_variable cv;
   std::atomic<uint32_t> job{0};
   std::atomic<bool> stop{false};
-  std::atomic<uint64_t> claim{kClosed};
+  std::atomic<uint64_t> claim{0};  // job 0, no chunks
   std::atomic<uint32_t> done{0};
   std::atomic<uint32_t> n_{0};
   std::atomic<uint32_t> chunk_{1};

@@ -7,7 +7,8 @@
 //
 // ParallelFor(n, fn) calls fn(begin, end) on disjoint, non-empty, contiguous ranges that cover
 // [0, n) exactly once, concurrently, and returns when all calls have returned. The ranges are
-// chunks (about 4 per thread) claimed dynamically by the caller and the workers, so a worker
+// chunks (about 4 per thread) claimed dynamically, the caller from the front and the workers
+// from the back (consecutive ops then split data alike: cache locality), so a worker
 // that the OS does not schedule in time (an oversubscribed machine) does not stall the job: the
 // caller takes over its chunks. Calls from several threads are serialized; a nested call from
 // inside fn runs inline. When a worker that did claim a chunk is preempted (the caller then waits
