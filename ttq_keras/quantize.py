@@ -31,22 +31,42 @@ from ttq_keras.quantize_scheme import TTQQuantizeScheme
 from ttq_keras.quantizers import ScaleFloor, TTQQuantizer
 from ttq_keras.ternary_weights import initialize_scales_from_weights
 
-__all__ = ["quantize_model", "quantize_layer", "quantize_scope", "custom_objects", "RECIPES"]
+__all__ = [
+    "quantize_model",
+    "quantize_layer",
+    "quantize_scope",
+    "custom_objects",
+    "RECIPES",
+    "AUTO_GRADIENTS",
+]
 
 # Training recipes: the quantizer settings each one implies. An argument passed explicitly to
 # quantize_model / quantize_layer overrides its recipe's value.
 #   "paper":  the authors' code, bit-exact: Wp = Wn = 1, scale gradients are sums over the set,
 #             scales unconstrained.
 #   "robust": chosen by benchmarks/robustness.py (numbers in BENCHMARKS.md): function-preserving
-#             Wp/Wn where no normalization follows the layer, scale gradients divided by
-#             sqrt(weights per scale) (LSQ), scales kept >= min_scale.
+#             Wp/Wn where no normalization follows the layer, scales kept >= min_scale, and
+#             gradients that follow each layer's init ("auto", see AUTO_GRADIENTS).
 RECIPES = {
     "paper": dict(
         scale_init="ones", scale_gradient="sum", kernel_gradient="scaled", positive_scales=False
     ),
     "robust": dict(
-        scale_init="auto", scale_gradient="lsq", kernel_gradient="scaled", positive_scales=True
+        scale_init="auto", scale_gradient="auto", kernel_gradient="auto", positive_scales=True
     ),
+}
+# scale_gradient="auto" / kernel_gradient="auto": the gradients of a layer follow its scale init.
+#   "data" (Wp, Wn ≈ mean|w|, no normalization after the layer): Wp moves every weight of its set
+#     at once, so its gradient is the mean of theirs ("mean": one step shifts the layer's output
+#     as much as one float step would; LSQ's 1/sqrt(N) assumes uncorrelated per-weight gradients
+#     and is ~sqrt(N)/4 times larger than that here, which drove Wp to the floor and killed every
+#     ReLU under momentum SGD); the latent weights get the plain straight-through gradient
+#     ("ste": the official Wp·g would make them learn ~1/mean|w| ≈ 15x slower than float).
+#   "ones" (Wp = Wn = 1, a normalization follows and absorbs the scale): LSQ scale gradients and
+#     the official scaled kernel gradient (identical to "ste" while Wp = Wn = 1).
+AUTO_GRADIENTS = {
+    "data": dict(scale_gradient="mean", kernel_gradient="ste"),
+    "ones": dict(scale_gradient="lsq", kernel_gradient="scaled"),
 }
 DEFAULT_RECIPE = "robust"
 
@@ -56,6 +76,16 @@ def _recipe_kwargs(recipe, **explicit):
         raise ValueError(f"`recipe` must be one of {sorted(RECIPES)}. Received: recipe={recipe!r}")
     kwargs = dict(RECIPES[recipe])
     kwargs.update({k: v for k, v in explicit.items() if v is not None})
+    return kwargs
+
+
+def _resolve_auto_gradients(kwargs, scale_init):
+    """kwargs with scale_gradient/kernel_gradient "auto" replaced by the values for a layer
+    whose scales start as `scale_init` ("data" or "ones")."""
+    kwargs = dict(kwargs)
+    for key in ("scale_gradient", "kernel_gradient"):
+        if kwargs.get(key) == "auto":
+            kwargs[key] = AUTO_GRADIENTS[scale_init][key]
     return kwargs
 
 
@@ -154,19 +184,20 @@ def quantize_layer(
     reason = unsupported_reason(layer)
     if reason is not None:
         raise ValueError(f"Layer {layer.name!r} cannot be ternarized: {reason}.")
-    registry = TTQQuantizeRegistry(
-        _quantizer_kwargs(
-            threshold,
-            per_channel,
-            positive_scales,
-            min_scale,
-            scale_init,
-            mode,
-            recipe,
-            scale_gradient,
-            kernel_gradient,
-        )
+    kwargs = _quantizer_kwargs(
+        threshold,
+        per_channel,
+        positive_scales,
+        min_scale,
+        scale_init,
+        mode,
+        recipe,
+        scale_gradient,
+        kernel_gradient,
     )
+    # Without the graph "auto" init is applied as "data", and so are "auto" gradients.
+    kwargs = _resolve_auto_gradients(kwargs, "ones" if kwargs["scale_init"] == "ones" else "data")
+    registry = TTQQuantizeRegistry(kwargs)
     return quantize_wrapper.QuantizeWrapperV2(layer, registry.get_quantize_config(layer))
 
 
@@ -287,12 +318,26 @@ def quantize_model(
         scale_gradient,
         kernel_gradient,
     )
-    TTQQuantizer(**quantizer_kwargs)  # validates the arguments before any cloning
+    scale_init = quantizer_kwargs["scale_init"]
+    for init in ("data", "ones"):  # validates the arguments before any cloning
+        TTQQuantizer(**_resolve_auto_gradients(quantizer_kwargs, init))
     chosen = _choose_layers(
         model, keep_first_and_last_float, tuple(float_layers), allow_unsupported
     )
     chosen_names = {layer.name for layer in chosen}
-    registry = TTQQuantizeRegistry(quantizer_kwargs, layer_names=chosen_names)
+    normalized = normalized_layer_names(model) if scale_init == "auto" else set()
+    data_init = {
+        name
+        for name in chosen_names
+        if scale_init == "data" or (scale_init == "auto" and name not in normalized)
+    }
+    per_layer = {
+        name: _resolve_auto_gradients(quantizer_kwargs, "data" if name in data_init else "ones")
+        for name in chosen_names
+    }
+    registry = TTQQuantizeRegistry(
+        quantizer_kwargs, layer_names=chosen_names, layer_kwargs=per_layer
+    )
 
     def _annotate(layer):
         if layer.name in chosen_names:
@@ -304,12 +349,8 @@ def quantize_model(
     annotated = keras.models.clone_model(model, clone_function=_annotate)
     with quantize_scope():
         quantized = tfmot_quantize.quantize_apply(
-            annotated, scheme=TTQQuantizeScheme(quantizer_kwargs, chosen_names)
+            annotated, scheme=TTQQuantizeScheme(quantizer_kwargs, chosen_names, per_layer)
         )
-    scale_init = quantizer_kwargs["scale_init"]
-    if scale_init == "data":
-        initialize_scales_from_weights(quantized)
-    elif scale_init == "auto":
-        normalized = normalized_layer_names(model)
-        initialize_scales_from_weights(quantized, chosen_names - normalized)
+    if data_init:
+        initialize_scales_from_weights(quantized, data_init)
     return quantized
