@@ -129,7 +129,27 @@ class RecipeGradientTest(tf.test.TestCase):
         _, _, official_gwp, _ = _grads(lambda *a: ops.ternarize(*a, delta), w, wp, wn, upstream)
         self.assertAllEqual(gwp, official_gwp)
 
+    def testMeanThresholdStatisticDoesNotFollowOneLargeWeight(self):
+        w, *_ = _inputs(False, seed=3)
+        self.assertAllClose(ops.ttq_threshold(w, 0.7, "mean"), 0.7 * tf.reduce_mean(tf.abs(w)))
+        self.assertAllClose(ops.ttq_threshold(w, 0.05), 0.05 * tf.reduce_max(tf.abs(w)))
+        quantizer = ttq_keras.TTQQuantizer(threshold=0.7, threshold_statistic="mean")
+        outlier = tf.tensor_scatter_nd_update(w, [[0, 0, 0, 0]], [20.0])
+        before, after = float(quantizer.delta(w)), float(quantizer.delta(outlier))
+        self.assertLess(after / before, 1.2)
+        paper = ttq_keras.TTQQuantizer()
+        self.assertGreater(float(paper.delta(outlier)) / float(paper.delta(w)), 5.0)
+        self.assertEqual(ttq_keras.TTQQuantizer.from_config(quantizer.get_config()), quantizer)
+        q = ttq_keras.quantize_model(testing_utils.mlp(), threshold=0.7, threshold_statistic="mean")
+        for info in ttq_keras.ternary_layers(q):
+            expected = 0.7 * np.mean(np.abs(info.latent_kernel))
+            self.assertAllClose(info.delta, expected, msg=info.name)
+
     def testBadOptionsAreNamed(self):
+        with self.assertRaisesRegex(ValueError, "threshold_statistic.*'median'"):
+            ttq_keras.TTQQuantizer(threshold_statistic="median")
+        with self.assertRaisesRegex(ValueError, "threshold.*\\[0, 1\\).*1.5"):
+            ttq_keras.TTQQuantizer(threshold=1.5)
         with self.assertRaisesRegex(ValueError, "scale_gradient.*'median'"):
             ttq_keras.TTQQuantizer(scale_gradient="median")
         with self.assertRaisesRegex(ValueError, "kernel_gradient.*'clip'"):

@@ -45,14 +45,26 @@ __all__ = [
 #   "paper":  the authors' code, bit-exact: Wp = Wn = 1, scale gradients are sums over the set,
 #             scales unconstrained.
 #   "robust": chosen by benchmarks/robustness.py (numbers in BENCHMARKS.md): function-preserving
-#             Wp/Wn where no normalization follows the layer, scales kept >= min_scale, and
-#             gradients that follow each layer's init ("auto", see AUTO_GRADIENTS).
+#             Wp/Wn where no normalization follows the layer, scales kept >= min_scale,
+#             gradients that follow each layer's init ("auto", see AUTO_GRADIENTS), and
+#             Δ = 0.7·mean|w| (TWN's L2-best threshold; it does not jump with one large weight
+#             as max|w| does, and the ternarized model starts 12-17 points nearer float).
 RECIPES = {
     "paper": dict(
-        scale_init="ones", scale_gradient="sum", kernel_gradient="scaled", positive_scales=False
+        threshold=0.05,
+        threshold_statistic="max",
+        scale_init="ones",
+        scale_gradient="sum",
+        kernel_gradient="scaled",
+        positive_scales=False,
     ),
     "robust": dict(
-        scale_init="auto", scale_gradient="auto", kernel_gradient="auto", positive_scales=True
+        threshold=0.7,
+        threshold_statistic="mean",
+        scale_init="auto",
+        scale_gradient="auto",
+        kernel_gradient="auto",
+        positive_scales=True,
     ),
 }
 # scale_gradient="auto" / kernel_gradient="auto": the gradients of a layer follow its scale init.
@@ -128,14 +140,16 @@ def _quantizer_kwargs(
     recipe,
     scale_gradient,
     kernel_gradient=None,
+    threshold_statistic=None,
 ):
     return dict(
-        threshold=threshold,
         per_channel=per_channel,
         min_scale=min_scale,
         mode=mode,
         **_recipe_kwargs(
             recipe,
+            threshold=threshold,
+            threshold_statistic=threshold_statistic,
             scale_init=scale_init,
             scale_gradient=scale_gradient,
             kernel_gradient=kernel_gradient,
@@ -147,7 +161,7 @@ def _quantizer_kwargs(
 def quantize_layer(
     layer,
     *,
-    threshold=0.05,
+    threshold=None,
     per_channel=False,
     positive_scales=None,
     min_scale=1e-3,
@@ -156,6 +170,7 @@ def quantize_layer(
     recipe=DEFAULT_RECIPE,
     scale_gradient=None,
     kernel_gradient=None,
+    threshold_statistic=None,
 ):
     """Wraps one Conv2D, DepthwiseConv2D or Dense layer for TTQ training.
 
@@ -194,6 +209,7 @@ def quantize_layer(
         recipe,
         scale_gradient,
         kernel_gradient,
+        threshold_statistic,
     )
     # Without the graph "auto" init is applied as "data", and so are "auto" gradients.
     kwargs = _resolve_auto_gradients(kwargs, "ones" if kwargs["scale_init"] == "ones" else "data")
@@ -266,7 +282,7 @@ def _choose_layers(model, keep_first_and_last_float, float_layers, allow_unsuppo
 def quantize_model(
     model,
     *,
-    threshold=0.05,
+    threshold=None,
     keep_first_and_last_float=True,
     float_layers=(),
     per_channel=False,
@@ -278,6 +294,7 @@ def quantize_model(
     recipe=DEFAULT_RECIPE,
     scale_gradient=None,
     kernel_gradient=None,
+    threshold_statistic=None,
 ):
     """Returns a copy of `model` whose Conv2D, DepthwiseConv2D and Dense kernels train with TTQ.
 
@@ -287,7 +304,8 @@ def quantize_model(
 
     Args:
       model: a built tf_keras Sequential or Functional model (not Keras 3, not subclassed).
-      threshold: t in Δ = t·max|w| (0.05 in the paper).
+      threshold, threshold_statistic: Δ = t·max|w| ("max", the paper, t = 0.05) or t·mean|w|
+        ("mean"); None takes the recipe's values.
       keep_first_and_last_float: keep the first and the last supported layer float, as the
         paper does for the first convolution and the last fully connected layer.
       float_layers: names of more layers to keep float.
@@ -296,9 +314,10 @@ def quantize_model(
         `TTQQuantizer`. scale_init="data" fits Wp/Wn to the copied weights before returning;
         "auto" does so for the layers whose output does not go straight into a
         BatchNormalization/LayerNormalization. None takes the value of `recipe`.
-      recipe: "robust" (default: scale_init="auto", scale_gradient="lsq",
-        positive_scales=True; chosen by benchmarks/robustness.py, see README) or "paper" (the
-        official code bit-exact: "ones", "sum", False). Explicit arguments override it.
+      recipe: "robust" (default: threshold 0.7·mean|w|, scale_init="auto", scale_gradient
+        and kernel_gradient "auto" (AUTO_GRADIENTS), positive_scales=True; chosen by
+        benchmarks/robustness.py, see README) or "paper" (the official code bit-exact:
+        0.05·max|w|, "ones", "sum", "scaled", False). Explicit arguments override it.
       allow_unsupported: keep layers with kernels TTQ does not support (Conv1D, LSTM, ...) float
         with a warning instead of raising.
 
@@ -317,6 +336,7 @@ def quantize_model(
         recipe,
         scale_gradient,
         kernel_gradient,
+        threshold_statistic,
     )
     scale_init = quantizer_kwargs["scale_init"]
     for init in ("data", "ones"):  # validates the arguments before any cloning
