@@ -198,6 +198,7 @@ def run(*, title, build_model, data, recipe, cfg, command, notes=None):
         ttq_model = ttq_keras.quantize_model(
             float_model if from_float else build_model(),
             threshold=cfg["threshold"],
+            threshold_statistic=cfg["threshold_statistic"],
             keep_first_and_last_float=cfg["keep_first_and_last_float"],
             per_channel=cfg["per_channel"],
             scale_init=cfg["scale_init"],
