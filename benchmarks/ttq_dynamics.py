@@ -7,7 +7,8 @@ norms of the kernel and of the scales; and the fraction of dead ReLU channels (n
 output on a probe batch) after each ReLU layer of a chain model.
 
     nice .venv/bin/python -m benchmarks.ttq_dynamics --arch plain_cnn               # default
-    nice .venv/bin/python -m benchmarks.ttq_dynamics --scale_gradient lsq --kernel_gradient ste
+    nice .venv/bin/python -m benchmarks.ttq_dynamics --scale_gradient lsq --kernel_gradient scaled \
+        --threshold 0.05 --threshold_statistic max       # the previous robust recipe: collapses
     nice .venv/bin/python -m benchmarks.ttq_dynamics --float                         # reference
 """
 
@@ -49,7 +50,8 @@ def main(argv=None):
     parser.add_argument("--recipe", default="robust")
     parser.add_argument("--scale_gradient", default=None)
     parser.add_argument("--kernel_gradient", default=None)
-    parser.add_argument("--threshold", type=float, default=0.05)
+    parser.add_argument("--threshold", type=float, default=None, help="default: the recipe's")
+    parser.add_argument("--threshold_statistic", default=None, choices=["max", "mean"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -67,6 +69,7 @@ def main(argv=None):
             scale_gradient=args.scale_gradient,
             kernel_gradient=args.kernel_gradient,
             threshold=args.threshold,
+            threshold_statistic=args.threshold_statistic,
         )
     optimizer = robustness.OPTIMIZERS[args.optimizer]()
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
