@@ -95,6 +95,9 @@ def main(argv):
     set_recipe_defaults()
     this_module = sys.modules[__name__]
     cfg = common_flags.flag_values(this_module)
+    # Before any TF op (loading the data runs some): MultiWorkerMirroredStrategy configures the
+    # collective ops, which TF allows only at program startup.
+    strategy = experiment.make_strategy(cfg)
     with progress.stage(f"Loading {cfg['dataset']}"):
         images = load_images(cfg)
     notes = []
@@ -105,6 +108,7 @@ def main(argv):
         )
     data = experiment.Data.from_images(images, cfg, eval_batch_size=max(cfg["batch_size"], 256))
     experiment.run(
+        strategy=strategy,
         title=(
             f"TTQ ResNet-{cfg['depth']} on {images.name} "
             f"({data.train_examples} train / {len(images.x_test)} test examples)"

@@ -121,10 +121,14 @@ def main(argv):
     set_recipe_defaults()
     this_module = sys.modules[__name__]
     cfg = common_flags.flag_values(this_module)
+    # Before any TF op (loading the data runs some): MultiWorkerMirroredStrategy configures the
+    # collective ops, which TF allows only at program startup.
+    strategy = experiment.make_strategy(cfg)
     with progress.stage("Preparing the data"):
         data, num_classes, source = make_data(cfg)
     shape = (cfg["image_size"], cfg["image_size"], 3)
     experiment.run(
+        strategy=strategy,
         title=f"TTQ BN-AlexNet on {source} ({cfg['image_size']}px, width x{cfg['width_mult']})",
         build_model=lambda: models.alexnet_bn(
             shape, num_classes, cfg["width_mult"], cfg["group_mode"]

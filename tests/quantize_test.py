@@ -60,7 +60,7 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
             original = model.get_layer(info.inner_name)
             kernel = original.weights[0].numpy()
             self.assertAllEqual(info.latent_kernel, kernel)
-            delta = 0.05 * np.max(np.abs(kernel))
+            delta = 0.7 * np.mean(np.abs(kernel))  # the robust recipe's threshold
             expected_codes = (kernel > delta).astype(np.int8) - (kernel < -delta).astype(np.int8)
             self.assertAllEqual(info.codes, expected_codes)
         x = np.random.default_rng(1).normal(size=(3, 10, 10, 3)).astype(np.float32)
@@ -191,7 +191,9 @@ class QuantizeModelTest(tf.test.TestCase, parameterized.TestCase):
 
     def testBadArguments(self):
         with self.assertRaisesRegex(ValueError, r"threshold=1.5"):
-            ttq_keras.quantize_model(testing_utils.mlp(), threshold=1.5)
+            ttq_keras.quantize_model(testing_utils.mlp(), threshold=1.5, recipe="paper")
+        with self.assertRaisesRegex(ValueError, r"\[0, 3\).*threshold=3.5"):
+            ttq_keras.quantize_model(testing_utils.mlp(), threshold=3.5)
         with self.assertRaisesRegex(ValueError, r"not in the model: \['nope'\]"):
             ttq_keras.quantize_model(testing_utils.mlp(), float_layers=["nope"])
         with self.assertRaisesRegex(ValueError, r"Nothing left to ternarize"):

@@ -129,7 +129,27 @@ class RecipeGradientTest(tf.test.TestCase):
         _, _, official_gwp, _ = _grads(lambda *a: ops.ternarize(*a, delta), w, wp, wn, upstream)
         self.assertAllEqual(gwp, official_gwp)
 
+    def testMeanThresholdStatisticDoesNotFollowOneLargeWeight(self):
+        w, *_ = _inputs(False, seed=3)
+        self.assertAllClose(ops.ttq_threshold(w, 0.7, "mean"), 0.7 * tf.reduce_mean(tf.abs(w)))
+        self.assertAllClose(ops.ttq_threshold(w, 0.05), 0.05 * tf.reduce_max(tf.abs(w)))
+        quantizer = ttq_keras.TTQQuantizer(threshold=0.7, threshold_statistic="mean")
+        outlier = tf.tensor_scatter_nd_update(w, [[0, 0, 0, 0]], [20.0])
+        before, after = float(quantizer.delta(w)), float(quantizer.delta(outlier))
+        self.assertLess(after / before, 1.2)
+        paper = ttq_keras.TTQQuantizer()
+        self.assertGreater(float(paper.delta(outlier)) / float(paper.delta(w)), 5.0)
+        self.assertEqual(ttq_keras.TTQQuantizer.from_config(quantizer.get_config()), quantizer)
+        q = ttq_keras.quantize_model(testing_utils.mlp(), threshold=0.7, threshold_statistic="mean")
+        for info in ttq_keras.ternary_layers(q):
+            expected = 0.7 * np.mean(np.abs(info.latent_kernel))
+            self.assertAllClose(info.delta, expected, msg=info.name)
+
     def testBadOptionsAreNamed(self):
+        with self.assertRaisesRegex(ValueError, "threshold_statistic.*'median'"):
+            ttq_keras.TTQQuantizer(threshold_statistic="median")
+        with self.assertRaisesRegex(ValueError, "threshold.*\\[0, 1\\).*1.5"):
+            ttq_keras.TTQQuantizer(threshold=1.5)
         with self.assertRaisesRegex(ValueError, "scale_gradient.*'median'"):
             ttq_keras.TTQQuantizer(scale_gradient="median")
         with self.assertRaisesRegex(ValueError, "kernel_gradient.*'clip'"):
@@ -146,8 +166,8 @@ class RecipeModelTest(tf.test.TestCase):
             for i in ttq_keras.ternary_layers(q)
             for v in ttq_keras.ternary_variables(i.wrapper)
         ]
-        robust = ttq_keras.RECIPES["robust"]
-        for quantizer in quantizers:
+        robust = dict(ttq_keras.RECIPES["robust"], **ttq_keras.AUTO_GRADIENTS["data"])
+        for quantizer in quantizers:  # no normalization in the MLP: every layer is "data"
             for key, value in robust.items():
                 self.assertEqual(getattr(quantizer, key), value, key)
         q = ttq_keras.quantize_model(testing_utils.mlp(), recipe="paper", scale_gradient="mean")
@@ -181,6 +201,33 @@ class RecipeModelTest(tf.test.TestCase):
             self.assertAllClose(info.wp, wp, msg=info.name)
             self.assertAllClose(info.wn, wn, msg=info.name)
             self.assertLess(float(info.wp), 0.5)  # Glorot weights: far below the official 1.0
+
+    def testAutoGradientsFollowEachLayersInit(self):
+        q = ttq_keras.quantize_model(_cnn_without_bn(), keep_first_and_last_float=False)
+        for info in ttq_keras.ternary_layers(q):
+            quantizer = ttq_keras.ternary_variables(info.wrapper)[0].quantizer
+            init = "ones" if info.inner_name in ("c1", "c3") else "data"
+            got = (quantizer.scale_gradient, quantizer.kernel_gradient)
+            expected = ttq_keras.AUTO_GRADIENTS[init]
+            self.assertEqual(got, (expected["scale_gradient"], expected["kernel_gradient"]))
+        self.assertEqual(ttq_keras.AUTO_GRADIENTS["data"]["scale_gradient"], "mean")
+        self.assertEqual(ttq_keras.AUTO_GRADIENTS["ones"]["scale_gradient"], "lsq")
+        # An explicit init decides the gradients of every layer; explicit gradients win.
+        q = ttq_keras.quantize_model(_cnn_without_bn(), scale_init="ones")
+        quantizers = [
+            ttq_keras.ternary_variables(i.wrapper)[0].quantizer for i in ttq_keras.ternary_layers(q)
+        ]
+        self.assertEqual(
+            {(z.scale_gradient, z.kernel_gradient) for z in quantizers}, {("lsq", "scaled")}
+        )
+        q = ttq_keras.quantize_model(_cnn_without_bn(), scale_gradient="sum")
+        quantizers = [
+            ttq_keras.ternary_variables(i.wrapper)[0].quantizer for i in ttq_keras.ternary_layers(q)
+        ]
+        self.assertEqual({z.scale_gradient for z in quantizers}, {"sum"})
+        wrapper = ttq_keras.quantize_layer(keras.layers.Dense(4))
+        quantizer = wrapper.quantize_config.quantizer
+        self.assertEqual((quantizer.scale_gradient, quantizer.kernel_gradient), ("mean", "ste"))
 
     def testAutoInitStartsNearTheFloatFunction(self):
         model = testing_utils.mlp(seed=3, hidden=(64, 64, 64))

@@ -20,6 +20,7 @@ from ttq_keras.diagnostics import (
     find_weight_problems,
 )
 from ttq_keras.quantize import (
+    AUTO_GRADIENTS,
     RECIPES,
     custom_objects,
     quantize_layer,
@@ -87,6 +88,7 @@ __all__ = [
     "ternary_layers",
     "to_float_model",
     "initialize_scales_from_weights",
+    "AUTO_GRADIENTS",
     "RECIPES",
     "TernaryVariables",
     "ternary_variables",

@@ -35,15 +35,25 @@ __all__ = [
     "twn_ternarize",
     "SCALE_GRADIENTS",
     "KERNEL_GRADIENTS",
+    "THRESHOLD_STATISTICS",
 ]
 
 SCALE_GRADIENTS = ("sum", "mean", "lsq")
 KERNEL_GRADIENTS = ("scaled", "ste")
+THRESHOLD_STATISTICS = ("max", "mean")
 
 
-def ttq_threshold(w, threshold):
-    """Δ = threshold · max|w| over the whole tensor, as a constant for autodiff."""
-    return tf.stop_gradient(threshold * tf.reduce_max(tf.abs(w)))
+def ttq_threshold(w, threshold, statistic="max"):
+    """Δ = threshold · max|w| (the paper) or threshold · mean|w| over the whole tensor, as a
+    constant for autodiff. The mean does not jump when one weight grows (TWN's rule is
+    0.7 · mean|w|, the L2-best threshold for uniform and Gaussian weights)."""
+    if statistic not in THRESHOLD_STATISTICS:
+        raise ValueError(
+            f"`threshold_statistic` must be one of {THRESHOLD_STATISTICS}. "
+            f"Received: {statistic!r}"
+        )
+    reduce = tf.reduce_max if statistic == "max" else tf.reduce_mean
+    return tf.stop_gradient(threshold * reduce(tf.abs(w)))
 
 
 def _sum_to_scale_shape(x, scale_rank):

@@ -31,22 +31,54 @@ from ttq_keras.quantize_scheme import TTQQuantizeScheme
 from ttq_keras.quantizers import ScaleFloor, TTQQuantizer
 from ttq_keras.ternary_weights import initialize_scales_from_weights
 
-__all__ = ["quantize_model", "quantize_layer", "quantize_scope", "custom_objects", "RECIPES"]
+__all__ = [
+    "quantize_model",
+    "quantize_layer",
+    "quantize_scope",
+    "custom_objects",
+    "RECIPES",
+    "AUTO_GRADIENTS",
+]
 
 # Training recipes: the quantizer settings each one implies. An argument passed explicitly to
 # quantize_model / quantize_layer overrides its recipe's value.
 #   "paper":  the authors' code, bit-exact: Wp = Wn = 1, scale gradients are sums over the set,
 #             scales unconstrained.
 #   "robust": chosen by benchmarks/robustness.py (numbers in BENCHMARKS.md): function-preserving
-#             Wp/Wn where no normalization follows the layer, scale gradients divided by
-#             sqrt(weights per scale) (LSQ), scales kept >= min_scale.
+#             Wp/Wn where no normalization follows the layer, scales kept >= min_scale,
+#             gradients that follow each layer's init ("auto", see AUTO_GRADIENTS), and
+#             Δ = 0.7·mean|w| (TWN's L2-best threshold; it does not jump with one large weight
+#             as max|w| does, and the ternarized model starts 12-17 points nearer float).
 RECIPES = {
     "paper": dict(
-        scale_init="ones", scale_gradient="sum", kernel_gradient="scaled", positive_scales=False
+        threshold=0.05,
+        threshold_statistic="max",
+        scale_init="ones",
+        scale_gradient="sum",
+        kernel_gradient="scaled",
+        positive_scales=False,
     ),
     "robust": dict(
-        scale_init="auto", scale_gradient="lsq", kernel_gradient="scaled", positive_scales=True
+        threshold=0.7,
+        threshold_statistic="mean",
+        scale_init="auto",
+        scale_gradient="auto",
+        kernel_gradient="auto",
+        positive_scales=True,
     ),
+}
+# scale_gradient="auto" / kernel_gradient="auto": the gradients of a layer follow its scale init.
+#   "data" (Wp, Wn ≈ mean|w|, no normalization after the layer): Wp moves every weight of its set
+#     at once, so its gradient is the mean of theirs ("mean": one step shifts the layer's output
+#     as much as one float step would; LSQ's 1/sqrt(N) assumes uncorrelated per-weight gradients
+#     and is ~sqrt(N)/4 times larger than that here, which drove Wp to the floor and killed every
+#     ReLU under momentum SGD); the latent weights get the plain straight-through gradient
+#     ("ste": the official Wp·g would make them learn ~1/mean|w| ≈ 15x slower than float).
+#   "ones" (Wp = Wn = 1, a normalization follows and absorbs the scale): LSQ scale gradients and
+#     the official scaled kernel gradient (identical to "ste" while Wp = Wn = 1).
+AUTO_GRADIENTS = {
+    "data": dict(scale_gradient="mean", kernel_gradient="ste"),
+    "ones": dict(scale_gradient="lsq", kernel_gradient="scaled"),
 }
 DEFAULT_RECIPE = "robust"
 
@@ -56,6 +88,16 @@ def _recipe_kwargs(recipe, **explicit):
         raise ValueError(f"`recipe` must be one of {sorted(RECIPES)}. Received: recipe={recipe!r}")
     kwargs = dict(RECIPES[recipe])
     kwargs.update({k: v for k, v in explicit.items() if v is not None})
+    return kwargs
+
+
+def _resolve_auto_gradients(kwargs, scale_init):
+    """kwargs with scale_gradient/kernel_gradient "auto" replaced by the values for a layer
+    whose scales start as `scale_init` ("data" or "ones")."""
+    kwargs = dict(kwargs)
+    for key in ("scale_gradient", "kernel_gradient"):
+        if kwargs.get(key) == "auto":
+            kwargs[key] = AUTO_GRADIENTS[scale_init][key]
     return kwargs
 
 
@@ -98,14 +140,16 @@ def _quantizer_kwargs(
     recipe,
     scale_gradient,
     kernel_gradient=None,
+    threshold_statistic=None,
 ):
     return dict(
-        threshold=threshold,
         per_channel=per_channel,
         min_scale=min_scale,
         mode=mode,
         **_recipe_kwargs(
             recipe,
+            threshold=threshold,
+            threshold_statistic=threshold_statistic,
             scale_init=scale_init,
             scale_gradient=scale_gradient,
             kernel_gradient=kernel_gradient,
@@ -117,7 +161,7 @@ def _quantizer_kwargs(
 def quantize_layer(
     layer,
     *,
-    threshold=0.05,
+    threshold=None,
     per_channel=False,
     positive_scales=None,
     min_scale=1e-3,
@@ -126,6 +170,7 @@ def quantize_layer(
     recipe=DEFAULT_RECIPE,
     scale_gradient=None,
     kernel_gradient=None,
+    threshold_statistic=None,
 ):
     """Wraps one Conv2D, DepthwiseConv2D or Dense layer for TTQ training.
 
@@ -154,19 +199,21 @@ def quantize_layer(
     reason = unsupported_reason(layer)
     if reason is not None:
         raise ValueError(f"Layer {layer.name!r} cannot be ternarized: {reason}.")
-    registry = TTQQuantizeRegistry(
-        _quantizer_kwargs(
-            threshold,
-            per_channel,
-            positive_scales,
-            min_scale,
-            scale_init,
-            mode,
-            recipe,
-            scale_gradient,
-            kernel_gradient,
-        )
+    kwargs = _quantizer_kwargs(
+        threshold,
+        per_channel,
+        positive_scales,
+        min_scale,
+        scale_init,
+        mode,
+        recipe,
+        scale_gradient,
+        kernel_gradient,
+        threshold_statistic,
     )
+    # Without the graph "auto" init is applied as "data", and so are "auto" gradients.
+    kwargs = _resolve_auto_gradients(kwargs, "ones" if kwargs["scale_init"] == "ones" else "data")
+    registry = TTQQuantizeRegistry(kwargs)
     return quantize_wrapper.QuantizeWrapperV2(layer, registry.get_quantize_config(layer))
 
 
@@ -235,7 +282,7 @@ def _choose_layers(model, keep_first_and_last_float, float_layers, allow_unsuppo
 def quantize_model(
     model,
     *,
-    threshold=0.05,
+    threshold=None,
     keep_first_and_last_float=True,
     float_layers=(),
     per_channel=False,
@@ -247,6 +294,7 @@ def quantize_model(
     recipe=DEFAULT_RECIPE,
     scale_gradient=None,
     kernel_gradient=None,
+    threshold_statistic=None,
 ):
     """Returns a copy of `model` whose Conv2D, DepthwiseConv2D and Dense kernels train with TTQ.
 
@@ -256,7 +304,8 @@ def quantize_model(
 
     Args:
       model: a built tf_keras Sequential or Functional model (not Keras 3, not subclassed).
-      threshold: t in Δ = t·max|w| (0.05 in the paper).
+      threshold, threshold_statistic: Δ = t·max|w| ("max", the paper, t = 0.05) or t·mean|w|
+        ("mean"); None takes the recipe's values.
       keep_first_and_last_float: keep the first and the last supported layer float, as the
         paper does for the first convolution and the last fully connected layer.
       float_layers: names of more layers to keep float.
@@ -265,9 +314,10 @@ def quantize_model(
         `TTQQuantizer`. scale_init="data" fits Wp/Wn to the copied weights before returning;
         "auto" does so for the layers whose output does not go straight into a
         BatchNormalization/LayerNormalization. None takes the value of `recipe`.
-      recipe: "robust" (default: scale_init="auto", scale_gradient="lsq",
-        positive_scales=True; chosen by benchmarks/robustness.py, see README) or "paper" (the
-        official code bit-exact: "ones", "sum", False). Explicit arguments override it.
+      recipe: "robust" (default: threshold 0.7·mean|w|, scale_init="auto", scale_gradient
+        and kernel_gradient "auto" (AUTO_GRADIENTS), positive_scales=True; chosen by
+        benchmarks/robustness.py, see README) or "paper" (the official code bit-exact:
+        0.05·max|w|, "ones", "sum", "scaled", False). Explicit arguments override it.
       allow_unsupported: keep layers with kernels TTQ does not support (Conv1D, LSTM, ...) float
         with a warning instead of raising.
 
@@ -286,13 +336,28 @@ def quantize_model(
         recipe,
         scale_gradient,
         kernel_gradient,
+        threshold_statistic,
     )
-    TTQQuantizer(**quantizer_kwargs)  # validates the arguments before any cloning
+    scale_init = quantizer_kwargs["scale_init"]
+    for init in ("data", "ones"):  # validates the arguments before any cloning
+        TTQQuantizer(**_resolve_auto_gradients(quantizer_kwargs, init))
     chosen = _choose_layers(
         model, keep_first_and_last_float, tuple(float_layers), allow_unsupported
     )
     chosen_names = {layer.name for layer in chosen}
-    registry = TTQQuantizeRegistry(quantizer_kwargs, layer_names=chosen_names)
+    normalized = normalized_layer_names(model) if scale_init == "auto" else set()
+    data_init = {
+        name
+        for name in chosen_names
+        if scale_init == "data" or (scale_init == "auto" and name not in normalized)
+    }
+    per_layer = {
+        name: _resolve_auto_gradients(quantizer_kwargs, "data" if name in data_init else "ones")
+        for name in chosen_names
+    }
+    registry = TTQQuantizeRegistry(
+        quantizer_kwargs, layer_names=chosen_names, layer_kwargs=per_layer
+    )
 
     def _annotate(layer):
         if layer.name in chosen_names:
@@ -304,12 +369,8 @@ def quantize_model(
     annotated = keras.models.clone_model(model, clone_function=_annotate)
     with quantize_scope():
         quantized = tfmot_quantize.quantize_apply(
-            annotated, scheme=TTQQuantizeScheme(quantizer_kwargs, chosen_names)
+            annotated, scheme=TTQQuantizeScheme(quantizer_kwargs, chosen_names, per_layer)
         )
-    scale_init = quantizer_kwargs["scale_init"]
-    if scale_init == "data":
-        initialize_scales_from_weights(quantized)
-    elif scale_init == "auto":
-        normalized = normalized_layer_names(model)
-        initialize_scales_from_weights(quantized, chosen_names - normalized)
+    if data_init:
+        initialize_scales_from_weights(quantized, data_init)
     return quantized

@@ -68,12 +68,18 @@ class TTQQuantizeRegistry(quantize_registry.QuantizeRegistry):
         every layer; `channel_dims` is set per layer type.
       layer_names: if given, only layers with these names are supported (quantize_model passes
         the layers it chose, so that tfmot never wraps the float layers around them).
+      layer_kwargs: {layer name: quantizer kwargs} replacing `quantizer_kwargs` for that layer
+        (quantize_model resolves the "auto" gradients per layer).
     """
 
-    def __init__(self, quantizer_kwargs=None, layer_names=None):
+    def __init__(self, quantizer_kwargs=None, layer_names=None, layer_kwargs=None):
         self.quantizer_kwargs = dict(quantizer_kwargs or {})
         self.quantizer_kwargs.pop("channel_dims", None)
         self.layer_names = None if layer_names is None else set(layer_names)
+        self.layer_kwargs = {
+            name: {k: v for k, v in kwargs.items() if k != "channel_dims"}
+            for name, kwargs in (layer_kwargs or {}).items()
+        }
 
     def supports(self, layer):
         if self.layer_names is not None and layer.name not in self.layer_names:
@@ -85,5 +91,6 @@ class TTQQuantizeRegistry(quantize_registry.QuantizeRegistry):
         if reason is not None:
             raise ValueError(f"Layer {layer.name!r} cannot be ternarized: {reason}.")
         info = SUPPORTED_LAYERS[type(layer)]
-        quantizer = TTQQuantizer(channel_dims=info.channel_dims, **self.quantizer_kwargs)
+        kwargs = self.layer_kwargs.get(layer.name, self.quantizer_kwargs)
+        quantizer = TTQQuantizer(channel_dims=info.channel_dims, **kwargs)
         return TTQQuantizeConfig(info.weight_attrs, quantizer)

@@ -34,8 +34,8 @@ class TTQQuantizeScheme(quantize_scheme.QuantizeScheme):
     Args: as `TTQQuantizeRegistry`.
     """
 
-    def __init__(self, quantizer_kwargs=None, layer_names=None):
-        self._registry = TTQQuantizeRegistry(quantizer_kwargs, layer_names)
+    def __init__(self, quantizer_kwargs=None, layer_names=None, layer_kwargs=None):
+        self._registry = TTQQuantizeRegistry(quantizer_kwargs, layer_names, layer_kwargs)
 
     def get_layout_transformer(self):
         return TTQLayoutTransform()

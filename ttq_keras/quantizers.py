@@ -13,6 +13,7 @@ MODES = ("ttq", "twn")
 SCALE_INITS = ("ones", "data", "auto")
 SCALE_GRADIENTS = ops.SCALE_GRADIENTS
 KERNEL_GRADIENTS = ops.KERNEL_GRADIENTS
+THRESHOLD_STATISTICS = ops.THRESHOLD_STATISTICS
 
 
 @keras.utils.register_keras_serializable(package="ttq_keras")
@@ -46,7 +47,10 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
     `layer.add_weight`, so they are ordinary trainable weights of the quantized model.
 
     Args:
-      threshold: t in Δ = t·max|w|. The paper uses 0.05.
+      threshold: t in Δ = t·max|w| (or t·mean|w|, see `threshold_statistic`). The paper uses
+        t = 0.05 with the max.
+      threshold_statistic: "max" (the paper: Δ = t·max|w|) or "mean" (Δ = t·mean|w|, which
+        does not jump when a single weight grows; t = 0.7 is TWN's rule).
       per_channel: one (Wp, Wn) pair per output channel instead of per layer. Δ stays per layer.
       channel_dims: how many trailing kernel dimensions index output channels (1 for Conv2D and
         Dense, 2 for DepthwiseConv2D, whose kernel is (KH, KW, C_in, multiplier)).
@@ -78,10 +82,21 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
         mode="ttq",
         scale_gradient="sum",
         kernel_gradient="scaled",
+        threshold_statistic="max",
     ):
         threshold = float(threshold)
-        if not 0.0 <= threshold < 1.0:
-            raise ValueError(f"`threshold` must be in [0, 1). Received: threshold={threshold}")
+        if threshold_statistic not in THRESHOLD_STATISTICS:
+            raise ValueError(
+                f"`threshold_statistic` must be one of {THRESHOLD_STATISTICS}. "
+                f"Received: threshold_statistic={threshold_statistic!r}"
+            )
+        # t·max|w| >= max|w| zeroes every weight; t·mean|w| may exceed 1 (up to ~2 is sane).
+        limit = 1.0 if threshold_statistic == "max" else 3.0
+        if not 0.0 <= threshold < limit:
+            raise ValueError(
+                f"`threshold` must be in [0, {limit:g}) with threshold_statistic="
+                f"{threshold_statistic!r}. Received: threshold={threshold}"
+            )
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
         if scale_init not in SCALE_INITS:
@@ -113,6 +128,7 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
         self.mode = mode
         self.scale_gradient = scale_gradient
         self.kernel_gradient = kernel_gradient
+        self.threshold_statistic = threshold_statistic
 
     @property
     def scale_rank(self):
@@ -155,7 +171,7 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
         if self.mode == "twn":
             ternary, _, _ = ops.twn_ternarize(inputs, scale_rank=self.scale_rank)
             return ternary
-        delta = ops.ttq_threshold(inputs, self.threshold)
+        delta = ops.ttq_threshold(inputs, self.threshold, self.threshold_statistic)
         return ops.ternarize(
             inputs, weights["wp"], weights["wn"], delta, self.scale_gradient, self.kernel_gradient
         )
@@ -165,7 +181,7 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
         kernel = tf.convert_to_tensor(kernel)
         if self.mode == "twn":
             return 0.7 * tf.reduce_mean(tf.abs(kernel))
-        return self.threshold * tf.reduce_max(tf.abs(kernel))
+        return ops.ttq_threshold(kernel, self.threshold, self.threshold_statistic)
 
     def effective_scales(self, kernel, weights):
         """(Wp, Wn) as used in the forward pass: the trained variables, or TWN's α."""
@@ -185,6 +201,7 @@ class TTQQuantizer(tfmot_quantizers.Quantizer):
             "mode": self.mode,
             "scale_gradient": self.scale_gradient,
             "kernel_gradient": self.kernel_gradient,
+            "threshold_statistic": self.threshold_statistic,
         }
 
     @classmethod

@@ -127,11 +127,19 @@ def _train_phase(model, phase, data, epochs, cfg, results, chief, extra_callback
             cfg["validation_freq"],
             extra_callbacks=extra_callbacks,
         )
-    if chief:
-        training.save_phase_weights(model, output_dir, phase)
+    # Every worker saves (each into its own --output_dir): under MultiWorkerMirroredStrategy
+    # saving reads the synchronised variables with collective ops, so a save on the chief alone
+    # leaves the others one collective behind (shape mismatch or a hang).
+    training.save_phase_weights(model, output_dir, phase)
 
 
-def run(*, title, build_model, data, recipe, cfg, command, notes=None):
+def make_strategy(cfg):
+    """The --strategy of `cfg`. Call it before any other TF op: a multi-worker strategy can only
+    be created at program startup ("Collective ops must be configured at program startup")."""
+    return training.get_strategy(cfg["strategy"], cfg["tpu"])
+
+
+def run(*, title, build_model, data, recipe, cfg, command, notes=None, strategy=None):
     """Runs one experiment and writes its report. Returns the results dict.
 
     Args:
@@ -142,6 +150,8 @@ def run(*, title, build_model, data, recipe, cfg, command, notes=None):
       cfg: dict of flag values (see examples/common/flags.py).
       command: the command line, for the report.
       notes: list of strings added to the report.
+      strategy: the tf.distribute strategy from `make_strategy(cfg)` (made here if None, which
+        is too late for --strategy multi_worker once other TF ops have run).
 
     Raises:
       Whatever the export or the .tflite runs raise (a broken `ttq_keras.convert` or delegate
@@ -152,7 +162,8 @@ def run(*, title, build_model, data, recipe, cfg, command, notes=None):
     output_dir = cfg["output_dir"]
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(cfg["seed"])
-    strategy = training.get_strategy(cfg["strategy"], cfg["tpu"])
+    if strategy is None:
+        strategy = make_strategy(cfg)
     chief = training.is_chief(strategy)
     steps = data.steps_per_epoch
     results = {
@@ -198,6 +209,7 @@ def run(*, title, build_model, data, recipe, cfg, command, notes=None):
         ttq_model = ttq_keras.quantize_model(
             float_model if from_float else build_model(),
             threshold=cfg["threshold"],
+            threshold_statistic=cfg["threshold_statistic"],
             keep_first_and_last_float=cfg["keep_first_and_last_float"],
             per_channel=cfg["per_channel"],
             scale_init=cfg["scale_init"],

@@ -32,7 +32,17 @@ flags.DEFINE_list(
 )
 flags.DEFINE_list("lr_factors", None, "LR multipliers after each boundary.")
 flags.DEFINE_float("weight_decay", None, "Weight decay: coefficient * sum(w^2) / 2.")
-flags.DEFINE_float("threshold", 0.05, "TTQ threshold t: delta = t * max|w| per layer.")
+flags.DEFINE_float(
+    "threshold",
+    None,
+    "TTQ threshold t (default: the recipe's: robust 0.7 * mean|w|, paper 0.05 * max|w|).",
+)
+flags.DEFINE_enum(
+    "threshold_statistic",
+    None,
+    ["max", "mean"],
+    "delta = t * max|w| or t * mean|w| per layer (default: the recipe's).",
+)
 flags.DEFINE_boolean(
     "keep_first_and_last_float", True, "Keep the first conv and the last dense layer in float."
 )
