@@ -203,6 +203,25 @@ class DelegateEndToEndTest(tf.test.TestCase, parameterized.TestCase):
         interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
         _assert_exact(self, _run(interpreter, x), model.layers[-1](x).numpy())
 
+    @mock.patch.object(ttq_delegate, "usable_cpus", return_value=1)
+    def testDelegateThreadsAreCappedByUsableCpus(self, _):
+        # 2 threads on one allowed core: the worker would only spin against the caller.
+        model, op = _ternary_model(L.Conv2D(3, 3, padding="same"), (5, 5, 2), seed=15)
+        packed = testing_utils.build_packed_model([1, 5, 5, 2], [op])
+        real = ttq_delegate.load_delegate
+        with mock.patch.object(ttq_delegate, "load_delegate", side_effect=real) as load:
+            interpreter = ttq_delegate.Interpreter(model_content=packed, num_threads=4)
+        self.assertEqual(load.call_args.args[:2], ("exact", 1))
+        self.assertEqual((interpreter.num_threads, interpreter.delegate_threads), (4, 1))
+        self.assertEqual(interpreter.runtime_threads, 1)
+        x = np.random.default_rng(16).normal(size=(1, 5, 5, 2)).astype(np.float32)
+        _assert_exact(self, _run(interpreter, x), model.layers[-1](x).numpy())
+
+    def testUsableCpusFollowsTheAffinityMask(self):
+        if not hasattr(os, "sched_getaffinity"):
+            self.skipTest("no CPU affinity on this platform")
+        self.assertEqual(ttq_delegate.usable_cpus(), len(os.sched_getaffinity(0)))
+
     def testModelPathAndRawRuntimeApi(self):
         # The .so also works through each runtime's own load_delegate, from a file.
         model, op = _ternary_model(L.Dense(3, activation="relu"), (8,), seed=21)
