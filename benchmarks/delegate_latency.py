@@ -39,7 +39,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -47,6 +46,7 @@ import ttq_keras
 from examples.common.models import resnet_cifar
 from tests.testing_utils import alexnet_fc, randomize_batchnorm
 from ttq_keras import keras, tf
+from ttq_keras.runtime import benchmark as benchmark_lib
 from ttq_keras.runtime.delegate import Interpreter, library_path, load_delegate
 
 MODELS = {
@@ -144,23 +144,10 @@ def _prepared(interp, shape, warmup=20):
 
 
 def time_interleaved(interpreters, runs, block=BLOCK):
-    """{name: (median ms, min ms)} over `runs` timed invocations per interpreter.
-
-    Rounds run every interpreter in turn, `block` timed invocations each after one untimed
-    one, so a burst of load from other processes hits all of them alike. The untimed
-    invocation keeps one interpreter's thread pool from taxing the next: a pool spins for a
-    while after its job (XNNPACK's pthreadpool and ours both do), and on 2 cores the previous
-    interpreter's spinning worker would otherwise take the core the next one's worker needs,
-    which no user running one model ever sees."""
-    times = {name: [] for name in interpreters}
-    for _ in range(-(-runs // block)):
-        for name, interp in interpreters.items():
-            interp.invoke()
-            for _ in range(block):
-                t0 = time.perf_counter()
-                interp.invoke()
-                times[name].append(time.perf_counter() - t0)
-    return {n: (statistics.median(t) * 1e3, min(t) * 1e3) for n, t in times.items()}
+    """{name: (median ms, min ms)}: ttq_keras.runtime.benchmark.time_interleaved (rounds of one
+    untimed and `block` timed invocations per interpreter)."""
+    t = benchmark_lib.time_interleaved(interpreters, runs, block)
+    return {n: (r["median_ms"], r["min_ms"]) for n, r in t.items()}
 
 
 def time_interpreter(interp, shape, runs, warmup=20):

@@ -157,7 +157,7 @@ def check_report(test, output_dir, results, tflite=True):
         entries = results["tflite"]
         keras_accuracy = entries["keras"]["accuracy"]
         one_image = 1.5 / entries["keras"]["eval_examples"]
-        for flavour in ("float", "int8", "packed"):
+        for flavour in ("float", "int8", "packed", "packed_fast"):
             entry = entries[flavour]
             test.assertGreater(entry["bytes"], 0)
             test.assertTrue(os.path.exists(os.path.join(output_dir, entry["path"])))
@@ -169,6 +169,11 @@ def check_report(test, output_dir, results, tflite=True):
         test.assertAllClose(entries["packed"]["accuracy"], keras_accuracy, atol=one_image)
         test.assertLess(entries["int8"]["bytes"], entries["float"]["bytes"])
         test.assertLess(entries["packed"]["bytes"], entries["int8"]["bytes"])
+        # Fast mode: int8 activations, at most a few near-ties away from exact mode.
+        test.assertEqual(entries["packed_fast"]["mode"], "fast")
+        test.assertAllClose(
+            entries["packed_fast"]["accuracy"], entries["packed"]["accuracy"], atol=0.05
+        )
     else:
         test.assertNotIn("tflite", results)
     for png in ("curves.png", "weight_histograms.png", "sparsity.png"):

@@ -23,7 +23,7 @@ import numpy as np
 
 from ttq_keras.runtime.delegate import MODES, Interpreter
 
-__all__ = ["benchmark", "time_invocations", "set_random_inputs", "main"]
+__all__ = ["benchmark", "time_invocations", "time_interleaved", "set_random_inputs", "main"]
 
 
 def set_random_inputs(interpreter, seed=0):
@@ -62,6 +62,29 @@ def time_invocations(interpreter, runs=100, warmup=10):
         "min_ms": min(times_ms),
         "mean_ms": statistics.fmean(times_ms),
         "runs": runs,
+    }
+
+
+def time_interleaved(interpreters, runs=100, block=4):
+    """Times several interpreters side by side: {name: {"median_ms", "min_ms", "runs"}}.
+
+    Rounds run every interpreter (inputs already set) in turn, one untimed invocation then
+    `block` timed ones, until each has `runs` timed invocations, so that a burst of load from
+    other processes, or a drift of the machine's speed, hits all of them alike. The untimed
+    invocation keeps one interpreter's thread pool, still spinning after its job, and its
+    weights in the caches from being charged to the next interpreter.
+    """
+    times = {name: [] for name in interpreters}
+    for _ in range(-(-runs // block)):
+        for name, interpreter in interpreters.items():
+            interpreter.invoke()
+            for _ in range(block):
+                start = time.perf_counter()
+                interpreter.invoke()
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {
+        name: {"median_ms": statistics.median(t), "min_ms": min(t), "runs": len(t)}
+        for name, t in times.items()
     }
 
 
