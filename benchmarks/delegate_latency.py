@@ -108,8 +108,6 @@ def _write(out_dir, fname, data):
 # ---------------------------------------------------------------------------------------------
 # Timing
 
-BLOCK = 4  # timed invocations of one interpreter in a row (after one untimed) per round
-
 
 def stock_interpreter(path, threads):
     from ai_edge_litert.interpreter import Interpreter as LiteRTInterpreter
@@ -143,10 +141,10 @@ def _prepared(interp, shape, warmup=20):
     return interp
 
 
-def time_interleaved(interpreters, runs, block=BLOCK):
+def time_interleaved(interpreters, runs, **kwargs):
     """{name: (median ms, min ms)}: ttq_keras.runtime.benchmark.time_interleaved (rounds of one
-    untimed and `block` timed invocations per interpreter)."""
-    t = benchmark_lib.time_interleaved(interpreters, runs, block)
+    untimed and 4 timed invocations per interpreter)."""
+    t = benchmark_lib.time_interleaved(interpreters, runs, **kwargs)
     return {n: (r["median_ms"], r["min_ms"]) for n, r in t.items()}
 
 

@@ -218,9 +218,15 @@ class DelegateEndToEndTest(tf.test.TestCase, parameterized.TestCase):
         _assert_exact(self, _run(interpreter, x), model.layers[-1](x).numpy())
 
     def testUsableCpusFollowsTheAffinityMask(self):
-        if not hasattr(os, "sched_getaffinity"):
+        if not hasattr(os, "sched_setaffinity"):
             self.skipTest("no CPU affinity on this platform")
-        self.assertEqual(ttq_delegate.usable_cpus(), len(os.sched_getaffinity(0)))
+        allowed = os.sched_getaffinity(0)
+        try:
+            os.sched_setaffinity(0, {min(allowed)})
+            self.assertEqual(ttq_delegate.usable_cpus(), 1)
+        finally:
+            os.sched_setaffinity(0, allowed)
+        self.assertEqual(ttq_delegate.usable_cpus(), len(allowed))
 
     def testModelPathAndRawRuntimeApi(self):
         # The .so also works through each runtime's own load_delegate, from a file.

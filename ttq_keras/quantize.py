@@ -130,31 +130,30 @@ def quantize_scope(*extra_custom_objects):
         yield
 
 
-def _quantizer_kwargs(
-    threshold,
-    per_channel,
-    positive_scales,
-    min_scale,
-    scale_init,
-    mode,
-    recipe,
-    scale_gradient,
-    kernel_gradient=None,
-    threshold_statistic=None,
-):
+# The quantize_model / quantize_layer arguments that configure each TTQQuantizer.
+_QUANTIZER_ARGS = (
+    "threshold",
+    "per_channel",
+    "positive_scales",
+    "min_scale",
+    "scale_init",
+    "mode",
+    "recipe",
+    "scale_gradient",
+    "kernel_gradient",
+    "threshold_statistic",
+)
+
+
+def _quantizer_kwargs(args):
+    """TTQQuantizer kwargs from the caller's arguments (`args` holds every _QUANTIZER_ARGS
+    name, e.g. the caller's locals()): the recipe's values where an argument is None."""
+    a = {name: args[name] for name in _QUANTIZER_ARGS}
     return dict(
-        per_channel=per_channel,
-        min_scale=min_scale,
-        mode=mode,
-        **_recipe_kwargs(
-            recipe,
-            threshold=threshold,
-            threshold_statistic=threshold_statistic,
-            scale_init=scale_init,
-            scale_gradient=scale_gradient,
-            kernel_gradient=kernel_gradient,
-            positive_scales=positive_scales,
-        ),
+        per_channel=a.pop("per_channel"),
+        min_scale=a.pop("min_scale"),
+        mode=a.pop("mode"),
+        **_recipe_kwargs(a.pop("recipe"), **a),
     )
 
 
@@ -199,18 +198,7 @@ def quantize_layer(
     reason = unsupported_reason(layer)
     if reason is not None:
         raise ValueError(f"Layer {layer.name!r} cannot be ternarized: {reason}.")
-    kwargs = _quantizer_kwargs(
-        threshold,
-        per_channel,
-        positive_scales,
-        min_scale,
-        scale_init,
-        mode,
-        recipe,
-        scale_gradient,
-        kernel_gradient,
-        threshold_statistic,
-    )
+    kwargs = _quantizer_kwargs(locals())
     # Without the graph "auto" init is applied as "data", and so are "auto" gradients.
     kwargs = _resolve_auto_gradients(kwargs, "ones" if kwargs["scale_init"] == "ones" else "data")
     registry = TTQQuantizeRegistry(kwargs)
@@ -326,18 +314,7 @@ def quantize_model(
       `float_layers`, unsupported layers (unless allowed), or nothing to ternarize.
     """
     _check_graph_model(model)
-    quantizer_kwargs = _quantizer_kwargs(
-        threshold,
-        per_channel,
-        positive_scales,
-        min_scale,
-        scale_init,
-        mode,
-        recipe,
-        scale_gradient,
-        kernel_gradient,
-        threshold_statistic,
-    )
+    quantizer_kwargs = _quantizer_kwargs(locals())
     scale_init = quantizer_kwargs["scale_init"]
     for init in ("data", "ones"):  # validates the arguments before any cloning
         TTQQuantizer(**_resolve_auto_gradients(quantizer_kwargs, init))

@@ -40,23 +40,10 @@ class FullyConnectedNibbleAvx512 final : public TernaryKernel {
 
   void RunFullyConnected(int rows, const float* input, float* output, ThreadPool* pool) override {
     if (rows <= 0) return;
-    // Per row: q padded to kp16 taps, then the lookup tables (32 bytes per 4 taps).
-    const int kp16 = RoundUp(in_, 16);
-    const int groups = kp16 / 4;
-    const size_t table_offset = static_cast<size_t>(RoundUp(kp16, 64));
-    scratch_.Reserve(table_offset + static_cast<size_t>(groups) * 32);
-    uint8_t* q = scratch_.as<uint8_t>();
-    uint8_t* tables = q + table_offset;
-    const int tiles = (out_ + 31) / 32;
-    for (int r = 0; r < rows; ++r) {
-      const float scale =
-          QuantizeAvx2(input + static_cast<int64_t>(r) * in_, in_, reinterpret_cast<int8_t*>(q));
-      std::memset(q + in_, 0, kp16 - in_);
-      BuildNibbleTablesAvx2(q, groups, tables);
-      float* y = output + static_cast<int64_t>(r) * out_;
-      ParallelFor(pool, tiles,
-                  [&](int begin, int end) { FastTiles(tables, kp16, scale, begin, end, y); });
-    }
+    RunNibbleRows(rows, input, in_, out_, output, &scratch_, pool,
+                  [this](const uint8_t* tables, int kp16, float scale, int t0, int t1, float* y) {
+                    FastTiles(tables, kp16, scale, t0, t1, y);
+                  });
   }
 
   const char* Name() const override { return "avx512_fc_nibble_lut_int8"; }
