@@ -249,11 +249,14 @@ void RunOne(FuzzedDataProvider& fdp) {
   if (fdp.ConsumeIntegralInRange<int>(0, 31) == 0) in_dims.pop_back();  // wrong rank
   // Storage only for inputs a real runtime could hold; a huge declared input gets none, and
   // the delegate must reject it before Eval.
-  int64_t in_elements = 1;  // saturates at 2^40
+  constexpr int64_t kElementCap = int64_t{1} << 40;
+  int64_t in_elements = 1;  // saturates at kElementCap; checked before multiplying (2^40 * 2^31 overflows)
   bool negative_dim = false;
   for (int d : in_dims) {
     if (d < 0) negative_dim = true;
-    in_elements = std::min<int64_t>(in_elements * std::max(d, 0), int64_t{1} << 40);
+    const int64_t extent = std::max(d, 0);
+    in_elements = (extent != 0 && in_elements > kElementCap / extent) ? kElementCap
+                                                                       : std::min(in_elements * extent, kElementCap);
   }
   const bool huge_input = negative_dim || in_elements > (int64_t{1} << 20);
   const bool above_bound = negative_dim || in_elements > (int64_t{1} << 28);
