@@ -349,7 +349,7 @@ def _variants(args):
     variants = {}
     for recipe in args.recipes.split(","):
         grid = [{}]
-        for key in ("scale_gradient", "scale_init", "kernel_gradient", "positive_scales"):
+        for key in ("scale_gradient", "scale_init", "kernel_gradient", "positive_scales", "per_channel"):
             values = getattr(args, key + "s")
             if values:
                 grid = [dict(g, **{key: _value(v)}) for g in grid for v in values.split(",")]
@@ -379,6 +379,7 @@ def main(argv=None):
     parser.add_argument("--scale_inits", default="", help="override scale_init, e.g. ones,auto")
     parser.add_argument("--kernel_gradients", default="", help="override, e.g. scaled,ste")
     parser.add_argument("--positive_scaless", default="", help="override, e.g. true,false")
+    parser.add_argument("--per_channels", default="", help="override per_channel, e.g. true,false")
     parser.add_argument("--no_bn_reestimation", action="store_true")
     parser.add_argument("--train_examples", type=int, default=4096)
     parser.add_argument("--test_examples", type=int, default=2000)
