@@ -349,7 +349,13 @@ def _variants(args):
     variants = {}
     for recipe in args.recipes.split(","):
         grid = [{}]
-        for key in ("scale_gradient", "scale_init", "kernel_gradient", "positive_scales", "per_channel"):
+        for key in (
+            "scale_gradient",
+            "scale_init",
+            "kernel_gradient",
+            "positive_scales",
+            "per_channel",
+        ):
             values = getattr(args, key + "s")
             if values:
                 grid = [dict(g, **{key: _value(v)}) for g in grid for v in values.split(",")]

@@ -250,13 +250,15 @@ void RunOne(FuzzedDataProvider& fdp) {
   // Storage only for inputs a real runtime could hold; a huge declared input gets none, and
   // the delegate must reject it before Eval.
   constexpr int64_t kElementCap = int64_t{1} << 40;
-  int64_t in_elements = 1;  // saturates at kElementCap; checked before multiplying (2^40 * 2^31 overflows)
+  int64_t in_elements =
+      1;  // saturates at kElementCap; checked before multiplying (2^40 * 2^31 overflows)
   bool negative_dim = false;
   for (int d : in_dims) {
     if (d < 0) negative_dim = true;
     const int64_t extent = std::max(d, 0);
-    in_elements = (extent != 0 && in_elements > kElementCap / extent) ? kElementCap
-                                                                       : std::min(in_elements * extent, kElementCap);
+    in_elements = (extent != 0 && in_elements > kElementCap / extent)
+                      ? kElementCap
+                      : std::min(in_elements * extent, kElementCap);
   }
   const bool huge_input = negative_dim || in_elements > (int64_t{1} << 20);
   const bool above_bound = negative_dim || in_elements > (int64_t{1} << 28);

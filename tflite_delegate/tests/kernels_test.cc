@@ -118,6 +118,20 @@ Weights RandomWeights(int cout, int64_t k, double density, std::mt19937* rng) {
   return w;
 }
 
+// The weights with s⁺ and s⁻ rounded to the nearest multiple of max(|s⁺|, |s⁻|)/127 per
+// channel, written out independently of PackConvLevelWeights.
+Weights SnappedToInt8Levels(const Weights& w) {
+  Weights s = w;
+  for (size_t c = 0; c < w.pos.size(); ++c) {
+    const float m = std::max(std::fabs(w.pos[c]), std::fabs(w.neg[c]));
+    if (m == 0.0f) continue;
+    const float step = m / 127.0f;
+    s.pos[c] = step * std::rint(127.0f * (w.pos[c] / m));
+    s.neg[c] = step * std::rint(127.0f * (w.neg[c] / m));
+  }
+  return s;
+}
+
 // Σ over taps of |w|·|x| per output element: the scale of the rounding error, computed with
 // the reference kernel on |x| with |scales| and zero bias.
 std::vector<float> Magnitude(const OpParams& p, const Weights& w, const std::vector<float>& x,
@@ -167,12 +181,30 @@ TEST_P(KernelTest, MatchesReference) {
     // The direct GEMM that Winograd replaces for 3x3 stride-1 convs.
     kernels.push_back(optimized::CreateConvDequantAvx2(p, w.view(), c.mode));
   }
+  if (p.kind == OpKind::kConv2D && c.mode == NumericMode::kFastInt8 && c.isa == Isa::kAvx512) {
+    // The two-plane VNNI kernel that the w8a8 one replaces (bit-exact fast mode).
+    if (auto two_plane = optimized::CreateConvInt8TwoPlaneAvx512(p, w.view())) {
+      kernels.push_back(std::move(two_plane));
+    }
+  }
+  if (p.kind == OpKind::kConv2D && c.mode == NumericMode::kExact && c.isa == Isa::kAvx512 &&
+      optimized::IsaSupported(Isa::kAvx512)) {
+    // The padded direct float conv, also where Winograd or the indirect GEMM is picked.
+    auto padded = optimized::CreateConvPaddedF32Avx512(p, w.view());
+    if (padded && std::string(padded->Name()) != kernels[0]->Name()) {
+      kernels.push_back(std::move(padded));
+    }
+  }
 #endif
   auto ref = CreateReferenceKernel(p, w.view(), c.mode);
+  // The w8a8 kernels' contract: the reference's fast mode on s⁺/s⁻ snapped per channel to the
+  // grid of max(|s⁺|, |s⁻|)/127 (kernel_layout.md §4).
+  const Weights snapped = SnappedToInt8Levels(w);
+  auto ref_snapped = CreateReferenceKernel(p, snapped.view(), c.mode);
   ThreadPool pool(c.threads);
 
   std::vector<float> x;
-  std::vector<float> y, y_ref, mag;
+  std::vector<float> y, y_ref, y_ref_snapped, mag;
   ConvShape shape;
   const bool conv = p.kind != OpKind::kFullyConnected;
   if (conv) {
@@ -193,10 +225,13 @@ TEST_P(KernelTest, MatchesReference) {
       conv ? static_cast<size_t>(shape.batch) * shape.out_height * shape.out_width * p.out_channels
            : static_cast<size_t>(c.s.batch) * p.out_channels;
   y_ref.assign(out_size, 0.0f);
+  y_ref_snapped.assign(out_size, 0.0f);
   if (conv) {
     ref->RunConv(shape, x.data(), y_ref.data(), nullptr);
+    ref_snapped->RunConv(shape, x.data(), y_ref_snapped.data(), nullptr);
   } else {
     ref->RunFullyConnected(c.s.batch, x.data(), y_ref.data(), nullptr);
+    ref_snapped->RunFullyConnected(c.s.batch, x.data(), y_ref_snapped.data(), nullptr);
   }
   mag = Magnitude(p, w, x, c.s.batch, conv ? &shape : nullptr, out_size);
   for (auto& kernel : kernels) {
@@ -209,13 +244,15 @@ TEST_P(KernelTest, MatchesReference) {
         kernel->RunFullyConnected(c.s.batch, x.data(), y.data(), &pool);
       }
     }
+    const bool w8a8 = std::string(kernel->Name()).find("w8a8") != std::string::npos;
+    const std::vector<float>& want = w8a8 ? y_ref_snapped : y_ref;
     int bad = 0;
     for (size_t i = 0; i < out_size; ++i) {
       const double tol = 1e-5 * mag[i] + 1e-6;
-      if (!(std::fabs(static_cast<double>(y[i]) - y_ref[i]) <= tol)) {
+      if (!(std::fabs(static_cast<double>(y[i]) - want[i]) <= tol)) {
         if (++bad <= 5) {
           ADD_FAILURE() << kernel->Name() << " element " << i << ": got " << y[i] << ", reference "
-                        << y_ref[i] << ", tolerance " << tol;
+                        << want[i] << (w8a8 ? " (snapped scales)" : "") << ", tolerance " << tol;
         }
       }
     }
@@ -247,6 +284,9 @@ std::vector<Shape> Shapes() {
       Conv(1, 5, 5, 8, 16, 3, 3, 1, 1, false),     // Winograd: 3x3 output, partial tiles
       Conv(2, 23, 19, 20, 16, 3, 3, 1, 1,
            true),  // image > 8k elements: quantize split over threads
+      Conv(2, 13, 21, 16, 40, 3, 3, 1, 2, true),  // padded kernels: dilation 2, 3 blocks of 16
+      Conv(1, 9, 35, 8, 16, 5, 5, 1, 1, false),   // padded kernels: rows > 16 pixels, VALID
+      Conv(1, 12, 12, 32, 48, 3, 3, 2, 1, true),  // padded kernels: stride 2, C_in 32
       Depthwise(1, 8, 8, 16, 1, 3, 3, 1, 1, true),
       Depthwise(2, 9, 7, 13, 1, 3, 3, 2, 1, true),
       Depthwise(1, 10, 10, 5, 3, 3, 3, 1, 2, false),  // depth multiplier 3, dilation 2
@@ -332,12 +372,21 @@ TEST(KernelLimitsTest, SaturatedInputsAndAllNonzeroWeights) {
       Fc(2, 9216, 33),
       Depthwise(2, 18, 18, 3, 2, 17, 17, 1, 1, true),  // 289 taps
       Conv(2, 4, 5, 300, 9, 3, 3, 1, 1, true),
+      // w8a8 (AVX-512 VNNI): K = 9·7280 = 65520, the longest row it takes (255·127·K < 2^31),
+      // and K = 9·7284 = 65556, one step past it, where the two-plane kernel takes over.
+      Conv(2, 3, 3, 7280, 3, 3, 3, 1, 1, true),
+      Conv(2, 3, 3, 7284, 3, 3, 3, 1, 1, true),
   };
   int families = 0;
   for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kNeon, Isa::kNeonDotprod}) {
     if (!optimized::IsaSupported(isa)) continue;
     ++families;
     for (const Shape& shape : shapes) {
+      if (shape.cin > 4096 && !(isa == Isa::kAvx512 && optimized::GetCpuFeatures().avx512vnni)) {
+        // The w8a8 row-length cases. The float-GEMM fast kernels (int8dq, Winograd) are exact
+        // only while their float sums stay below 2^24, which these rows pass.
+        continue;
+      }
       {
         const NumericMode mode = NumericMode::kFastInt8;
         const Case c{shape, Activation::kNone, 1.0, mode, 2, isa};
@@ -371,7 +420,14 @@ TEST(KernelLimitsTest, SaturatedInputsAndAllNonzeroWeights) {
         std::vector<float> y(out_size, std::nanf("")), y_ref(out_size);
         auto kernel = optimized::CreateKernelForIsa(p, w.view(), mode, isa);
         ASSERT_NE(kernel, nullptr);
-        auto ref = CreateReferenceKernel(p, w.view(), mode);
+        const bool w8a8 = std::string(kernel->Name()).find("w8a8") != std::string::npos;
+        if (isa == Isa::kAvx512 && p.kind == OpKind::kConv2D &&
+            optimized::GetCpuFeatures().avx512vnni) {
+          // The w8a8 kernel up to its row-length limit, the two-plane one past it.
+          EXPECT_EQ(w8a8, RowLength(p) <= 65536) << kernel->Name() << ", K = " << RowLength(p);
+        }
+        const Weights oracle = w8a8 ? SnappedToInt8Levels(w) : w;
+        auto ref = CreateReferenceKernel(p, oracle.view(), mode);
         ThreadPool pool(2);
         if (conv) {
           ref->RunConv(cs, x.data(), y_ref.data(), nullptr);

@@ -16,6 +16,9 @@
 //      16.9M taps cannot overflow).
 //   3. y = act( scale · (s⁺·ΣP − s⁻·ΣN) + b ), computed in float.
 // The error against exact mode is at most scale/2 per tap times the row's |scale| sums.
+// Exception: the w8a8 conv kernel on AVX-512 VNNI follows this contract with s⁺ and s⁻ snapped
+// per output channel to the grid of max(|s⁺|, |s⁻|)/127 (docs/kernel_layout.md §4; its test
+// oracle is this reference on the snapped scales).
 #ifndef TTQ_DELEGATE_CORE_REFERENCE_KERNELS_H_
 #define TTQ_DELEGATE_CORE_REFERENCE_KERNELS_H_
 

@@ -1,9 +1,10 @@
-// Conv2D for AVX-512: the indirect GEMM of conv_impl.inc with a 12 x 16 register tile (one
-// zmm of 16 output channels per output pixel) and masked stores for the last channel block;
-// Winograd F(2x2, 3x3) (winograd_impl.inc) on the same micro-kernel for 3x3 stride-1 convs;
-// in fast mode with VNNI, the int8 kernel of conv_int8_impl.inc with vpdpbusd.
-// NOTE: not executed on the development machine (AMD Zen 3, AVX2 only); kernels_test.cc runs
-// it automatically on AVX-512 CPUs.
+// Conv2D for AVX-512 (kernel_layout.md §4): the padded direct kernels of
+// conv_padded_avx512.inc (exact: float FMAs; fast with VNNI: w8a8, one vpdpbusd per 4 taps and
+// 16 channels); Winograd F(2x2, 3x3) (winograd_impl.inc) for 3x3 stride-1 convs with >= 64
+// channels; the indirect GEMM of conv_impl.inc (12 x 16 register tile) for the pixel strides the
+// padded kernels lack; the two-plane int8 kernel of conv_int8_impl.inc for rows too long for
+// w8a8.
+// kernels_test.cc runs every kernel here on AVX-512 CPUs (and skips them elsewhere).
 #include <immintrin.h>
 
 #include <cmath>
@@ -21,6 +22,7 @@ namespace {
 #include "core/optimized/simd_avx2.inc"
 #include "core/optimized/conv_impl.inc"
 #include "core/optimized/conv_int8_impl.inc"
+#include "core/optimized/conv_padded_avx512.inc"
 #include "core/optimized/winograd_impl.inc"
 // clang-format on
 
@@ -115,19 +117,49 @@ struct MicroI8Vnni {
   }
 };
 
+bool W8A8Eligible(const OpParams& p) {
+  return static_cast<int64_t>(p.kernel_height) * p.kernel_width * RoundUp(p.in_channels, 4) <=
+         kMaxLevelRowLength;
+}
+
 }  // namespace
+
+std::unique_ptr<TernaryKernel> CreateConvInt8TwoPlaneAvx512(const OpParams& p,
+                                                            const TernaryWeights& w) {
+  if (p.kind != OpKind::kConv2D || !GetCpuFeatures().avx512vnni) return nullptr;
+  return std::unique_ptr<TernaryKernel>(
+      new ConvInt8Kernel<MicroI8Vnni>(p, w, "avx512_conv_vnni_int8"));
+}
+
+std::unique_ptr<TernaryKernel> CreateConvPaddedF32Avx512(const OpParams& p,
+                                                         const TernaryWeights& w) {
+  if (p.kind != OpKind::kConv2D || PaddedF32Channels(p) == 0) return nullptr;
+  // 16-channel blocks where a 32-channel block would be mostly padding.
+  if (p.out_channels <= 16) return std::unique_ptr<TernaryKernel>(new ConvF32PaddedKernel<1>(p, w));
+  return std::unique_ptr<TernaryKernel>(new ConvF32PaddedKernel<2>(p, w));
+}
 
 std::unique_ptr<TernaryKernel> CreateConvAvx512(const OpParams& p, const TernaryWeights& w,
                                                 NumericMode mode) {
   if (p.kind != OpKind::kConv2D) return nullptr;
   if (mode == NumericMode::kFastInt8 && GetCpuFeatures().avx512vnni && !ConvDequantRequested()) {
-    return std::unique_ptr<TernaryKernel>(
-        new ConvInt8Kernel<MicroI8Vnni>(p, w, "avx512_conv_vnni_int8"));
+    if (!W8A8Eligible(p)) return CreateConvInt8TwoPlaneAvx512(p, w);
+    // 16-channel blocks where a 32-channel block would be mostly padding.
+    if (p.out_channels <= 16) return std::unique_ptr<TernaryKernel>(new ConvW8A8Kernel<1>(p, w));
+    return std::unique_ptr<TernaryKernel>(new ConvW8A8Kernel<2>(p, w));
   }
-  if (WinogradEligible(p) && !WinogradDisabled()) {
+  // Winograd F(2x2, 3x3) saves 2.25x the multiplies but its transforms cost per tile in
+  // proportion to C_in + C_out: on AVX-512 it beat the padded direct kernel only at 64
+  // channels (ResNet-20's 8x8 stage), not at 16 or 32 (BENCHMARKS.md).
+  const bool winograd_pays = mode != NumericMode::kExact ||
+                             Min(p.in_channels, p.out_channels) >= 64 || PaddedF32Channels(p) == 0;
+  if (WinogradEligible(p) && !WinogradDisabled() && winograd_pays) {
     return std::unique_ptr<TernaryKernel>(new WinogradKernel<MicroAvx512>(
         p, w, mode,
         mode == NumericMode::kExact ? "avx512_conv_winograd_f32" : "avx512_conv_winograd_int8dq"));
+  }
+  if (mode == NumericMode::kExact) {
+    if (auto padded = CreateConvPaddedF32Avx512(p, w)) return padded;
   }
   return std::unique_ptr<TernaryKernel>(new ConvKernel<MicroAvx512>(
       p, w, mode, mode == NumericMode::kExact ? "avx512_conv_f32" : "avx512_conv_int8dq"));

@@ -88,6 +88,21 @@ void PackTripletPlanes(const int8_t* trits, int out_channels, int k, AlignedBuff
 void PackConvInt8Weights(const int8_t* trits, int out_channels, int taps, int in_channels, int nr,
                          AlignedBuffer* out, AlignedBuffer* counts);
 
+// Int8 weight levels for the w8a8 conv (fast mode on AVX-512 VNNI, kernel_layout.md §4): per
+// output channel, m = max(|s⁺|, |s⁻|), the trit +1 becomes A = rint(127·s⁺/m) and −1 becomes
+// −B = −rint(127·s⁻/m), with step m/127, so the weight is step·level (s⁺ and s⁻ rounded to
+// the grid of m/127, error <= m/254). m = 0 (or non-finite) gives levels 0 and step 0.
+void SnapScalesToInt8Levels(float pos, float neg, int* level_pos, int* level_neg,
+                            float* level_step);
+// The w8a8 rows must keep 255·127·K (and 128·127·K) inside int32.
+constexpr int64_t kMaxLevelRowLength = 65536;
+// Layout [block][tap][cp / 4][nr][4] of int8 levels (one plane: 32-bit lane j holds output
+// channel block·nr + j for 4 consecutive input channels), input channels padded to
+// cp = RoundUp(C_in, 4). corrections[c] = 128·Σ_k level_kc (the u = q + 128 offset),
+// steps[c] = m_c / 127; both padded with zeros to a multiple of nr.
+void PackConvLevelWeights(const TernaryWeights& w, int out_channels, int taps, int in_channels,
+                          int nr, AlignedBuffer* out, AlignedBuffer* corrections,
+                          AlignedBuffer* steps);
 // Winograd F(2x2, 3x3) weights for a 3x3 conv: U = G·g·Gᵀ per (output, input channel), with
 // g the float weights s⁺/−s⁻/0. Layout [16 positions][C_out/16 blocks][C_in][16] (the float
 // GEMM micro-kernel's [K][16] layout per position and block), channels padded with zeros.
@@ -119,6 +134,14 @@ std::unique_ptr<TernaryKernel> CreateDepthwiseAvx2(const OpParams& p, const Tern
 std::unique_ptr<TernaryKernel> CreateFullyConnectedAvx512(const OpParams& p,
                                                           const TernaryWeights& w,
                                                           NumericMode mode);
+// The padded direct float conv (conv_padded_avx512.inc) for exact mode, whether or not
+// CreateConvAvx512 picks it; nullptr unless stride_w·C_in is one of its pixel strides.
+std::unique_ptr<TernaryKernel> CreateConvPaddedF32Avx512(const OpParams& p,
+                                                         const TernaryWeights& w);
+// The two-plane VNNI int8 conv (bit-exact with the reference's fast mode, twice the vpdpbusd of
+// the w8a8 kernel CreateConvAvx512 picks); nullptr without VNNI. Kept for tests and benchmarks.
+std::unique_ptr<TernaryKernel> CreateConvInt8TwoPlaneAvx512(const OpParams& p,
+                                                            const TernaryWeights& w);
 std::unique_ptr<TernaryKernel> CreateConvAvx512(const OpParams& p, const TernaryWeights& w,
                                                 NumericMode mode);
 

@@ -1,4 +1,5 @@
 // Weight repacking and AlignedBuffer; compiled for the baseline ISA.
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -136,6 +137,57 @@ void PackConvInt8Weights(const int8_t* trits, int out_channels, int taps, int in
         cnt[(v > 0 ? 0 : padded) + c] += 1;
       }
     }
+  }
+}
+
+void SnapScalesToInt8Levels(float pos, float neg, int* level_pos, int* level_neg,
+                            float* level_step) {
+  const float m = std::fmax(std::fabs(pos), std::fabs(neg));
+  if (!(m > 0.0f) || !std::isfinite(m)) {  // both zero (the delegate rejects non-finite scales)
+    *level_pos = *level_neg = 0;
+    *level_step = 0.0f;
+    return;
+  }
+  *level_pos = static_cast<int>(std::rint(127.0f * (pos / m)));
+  *level_neg = static_cast<int>(std::rint(127.0f * (neg / m)));
+  *level_step = m / 127.0f;
+}
+
+void PackConvLevelWeights(const TernaryWeights& w, int out_channels, int taps, int in_channels,
+                          int nr, AlignedBuffer* out, AlignedBuffer* corrections,
+                          AlignedBuffer* steps) {
+  const int cp = RoundUp(in_channels, 4);
+  const int blocks = (out_channels + nr - 1) / nr;
+  const size_t block_bytes = static_cast<size_t>(taps) * (cp / 4) * nr * 4;
+  out->Reserve(block_bytes * blocks);
+  int8_t* base = out->as<int8_t>();
+  std::memset(base, 0, block_bytes * blocks);
+  const int padded = blocks * nr;
+  corrections->Reserve(sizeof(int32_t) * padded);
+  steps->Reserve(sizeof(float) * padded);
+  int32_t* corr = corrections->as<int32_t>();
+  float* step = steps->as<float>();
+  std::memset(corr, 0, sizeof(int32_t) * padded);
+  std::memset(step, 0, sizeof(float) * padded);
+  const int64_t k = static_cast<int64_t>(taps) * in_channels;
+  for (int c = 0; c < out_channels; ++c) {
+    int level_pos, level_neg;
+    SnapScalesToInt8Levels(w.pos_scales[c], w.neg_scales[c], &level_pos, &level_neg, &step[c]);
+    const int8_t* row = w.trits + c * k;
+    int8_t* block = base + block_bytes * (c / nr);
+    const int j = c % nr;
+    int64_t sum = 0;
+    for (int t = 0; t < taps; ++t) {
+      for (int ci = 0; ci < in_channels; ++ci) {
+        const int8_t v = row[static_cast<int64_t>(t) * in_channels + ci];
+        if (v == 0) continue;
+        const int level = v > 0 ? level_pos : -level_neg;
+        const size_t q = static_cast<size_t>(t) * (cp / 4) + ci / 4;
+        block[q * nr * 4 + j * 4 + ci % 4] = static_cast<int8_t>(level);
+        sum += level;
+      }
+    }
+    corr[c] = static_cast<int32_t>(128 * sum);  // |sum| <= 127·K, K <= kMaxLevelRowLength
   }
 }
 
