@@ -287,6 +287,8 @@ std::vector<Shape> Shapes() {
       Conv(2, 13, 21, 16, 40, 3, 3, 1, 2, true),  // padded kernels: dilation 2, 3 blocks of 16
       Conv(1, 9, 35, 8, 16, 5, 5, 1, 1, false),   // padded kernels: rows > 16 pixels, VALID
       Conv(1, 12, 12, 32, 48, 3, 3, 2, 1, true),  // padded kernels: stride 2, C_in 32
+      Conv(1, 20, 18, 16, 16, 3, 3, 1, 8, true),  // extent 17: too wide for the padded kernels
+      Conv(1, 5, 5, 2, 3, 1, 4, 2, 2, true),  // fuzz_one_op: C_in < 4, pads wider than the input
       Depthwise(1, 8, 8, 16, 1, 3, 3, 1, 1, true),
       Depthwise(2, 9, 7, 13, 1, 3, 3, 2, 1, true),
       Depthwise(1, 10, 10, 5, 3, 3, 3, 1, 2, false),  // depth multiplier 3, dilation 2

@@ -118,8 +118,9 @@ struct MicroI8Vnni {
 };
 
 bool W8A8Eligible(const OpParams& p) {
-  return static_cast<int64_t>(p.kernel_height) * p.kernel_width * RoundUp(p.in_channels, 4) <=
-         kMaxLevelRowLength;
+  return PaddedExtentOk(p) && static_cast<int64_t>(p.kernel_height) * p.kernel_width *
+                                      ((static_cast<int64_t>(p.in_channels) + 3) / 4 * 4) <=
+                                  kMaxLevelRowLength;
 }
 
 }  // namespace
