@@ -118,6 +118,58 @@ uint32_t NumSubgraphs(const uint8_t* data, size_t size) {
   return u32(vec);
 }
 
+// Bytes the declared tensor shapes of a verified model add up to (8 per element, the widest
+// type; saturating). TFLite allocates them itself in AllocateTensors, whatever the delegate
+// does: mutated shapes made it ask for 1 GB (libFuzzer's malloc limit) and 48 GB (ASan out of
+// memory), with or without the delegate, so inputs above the harness's memory limit are
+// skipped. Field numbers from TFLite's schema: Model.subgraphs = 2, SubGraph.tensors = 0,
+// Tensor.shape = 0.
+uint64_t DeclaredTensorBytes(const uint8_t* data, size_t size) {
+  constexpr uint64_t kSaturated = uint64_t{1} << 62;
+  auto u32 = [&](uint64_t pos) -> uint32_t {
+    uint32_t v = 0;
+    if (pos + 4 <= size) std::memcpy(&v, data + pos, 4);
+    return v;
+  };
+  // Position of field `index` of the table at `table`, or 0 if absent or out of bounds.
+  auto field = [&](uint64_t table, int index) -> uint64_t {
+    if (table + 4 > size) return 0;
+    const int64_t vtable = static_cast<int64_t>(table) - static_cast<int32_t>(u32(table));
+    if (vtable < 0 || static_cast<uint64_t>(vtable) + 4 > size) return 0;
+    uint16_t vtable_size, offset;
+    std::memcpy(&vtable_size, data + vtable, 2);
+    const uint64_t slot = 4 + 2 * static_cast<uint64_t>(index);
+    if (slot + 2 > vtable_size || static_cast<uint64_t>(vtable) + slot + 2 > size) return 0;
+    std::memcpy(&offset, data + vtable + slot, 2);
+    return offset == 0 || table + offset + 4 > size ? 0 : table + offset;
+  };
+  auto deref = [&](uint64_t pos) -> uint64_t {  // a uoffset field -> its target, or 0
+    const uint64_t target = pos + u32(pos);
+    return pos == 0 || target + 4 > size ? 0 : target;
+  };
+  uint64_t total = 0;
+  const uint64_t subgraphs = deref(field(u32(0), 2));
+  const uint32_t num_subgraphs = subgraphs ? u32(subgraphs) : 0;
+  for (uint32_t s = 0; s < num_subgraphs && subgraphs + 8 + 4 * uint64_t{s} <= size; ++s) {
+    const uint64_t subgraph = deref(subgraphs + 4 + 4 * uint64_t{s});
+    const uint64_t tensors = subgraph ? deref(field(subgraph, 0)) : 0;
+    const uint32_t num_tensors = tensors ? u32(tensors) : 0;
+    for (uint32_t t = 0; t < num_tensors && tensors + 8 + 4 * uint64_t{t} <= size; ++t) {
+      const uint64_t tensor = deref(tensors + 4 + 4 * uint64_t{t});
+      const uint64_t shape = tensor ? deref(field(tensor, 0)) : 0;
+      uint64_t elements = 1;
+      const uint32_t rank = shape ? u32(shape) : 0;
+      for (uint32_t d = 0; d < rank && shape + 8 + 4 * uint64_t{d} <= size; ++d) {
+        const int32_t dim = static_cast<int32_t>(u32(shape + 4 + 4 * uint64_t{d}));
+        const uint64_t extent = dim > 0 ? static_cast<uint64_t>(dim) : 1;
+        elements = elements > kSaturated / extent ? kSaturated : elements * extent;
+      }
+      total = total + 8 * elements > kSaturated ? kSaturated : total + 8 * elements;
+    }
+  }
+  return total;
+}
+
 // Outcome counters, printed at exit with -print_final_stats style output (for the report).
 struct Counters {
   long files = 0, model_ok = 0, interpreter_ok = 0, allocated = 0, invoked = 0;
@@ -139,7 +191,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   void* copy = std::aligned_alloc(16, (size + 15) / 16 * 16 + 16);
   std::memcpy(copy, data, size);
   Model* model = api.ModelCreate(copy, size, QuietReporter, nullptr);
-  if (model != nullptr && NumSubgraphs(static_cast<const uint8_t*>(copy), size) == 0) {
+  if (model != nullptr && (NumSubgraphs(static_cast<const uint8_t*>(copy), size) == 0 ||
+                           DeclaredTensorBytes(static_cast<const uint8_t*>(copy), size) >
+                               (uint64_t{192} << 20))) {  // below -malloc_limit_mb=256
     api.ModelDelete(model);
     model = nullptr;
   }
