@@ -258,7 +258,12 @@ def run_cell(arch, optimizer_name, data, args, variants):
         q = _quantize(start, keep_ends, variant["quantize"])
         if variant["calibration"] != "none" and variant["calibrate_scratch"]:
             ttq_keras.correct_ternarization(
-                q, start, batches, steps=args.calibration_steps, method=variant["calibration"]
+                q,
+                start,
+                batches,
+                steps=args.calibration_steps,
+                method=variant["calibration"],
+                match=args.calibration_match,
             )
         result["scratch"], result["scratch_loss"], result["scratch_error"] = _train(
             q, optimizer_name, data, args.epochs, args.batch_size, args.seed, guard=True
@@ -270,7 +275,12 @@ def run_cell(arch, optimizer_name, data, args, variants):
             ttq_keras.reestimate_batchnorm(q, batches, steps=8)
         if variant["calibration"] != "none":
             ttq_keras.correct_ternarization(
-                q, start, batches, steps=args.calibration_steps, method=variant["calibration"]
+                q,
+                start,
+                batches,
+                steps=args.calibration_steps,
+                method=variant["calibration"],
+                match=args.calibration_match,
             )
         result["start"] = _evaluate(q, x_test, y_test)
         result["finetune"], result["finetune_loss"], result["finetune_error"] = _train(
@@ -426,6 +436,12 @@ def main(argv=None):
         "points either way, see BENCHMARKS.md",
     )
     parser.add_argument("--calibration_steps", type=int, default=8)
+    parser.add_argument(
+        "--calibration_match",
+        default="output",
+        choices=("output", "pre_activation"),
+        help="correct_ternarization's match= (output: post-ReLU where a ReLU follows)",
+    )
     parser.add_argument("--train_examples", type=int, default=4096)
     parser.add_argument("--test_examples", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2, help="from-scratch budget")
