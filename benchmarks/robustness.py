@@ -432,8 +432,8 @@ def main(argv=None):
         "--calibrate_scratch",
         default="false",
         help="also calibrate the scratch runs against the float model at its random init "
-        "(true, false, or false,true to compare); off by default: it changed 5 cells by 2-9 "
-        "points either way, see BENCHMARKS.md",
+        "(true, false, or false,true to compare); off by default: it moved 9 cells by 2-10 "
+        "points, 6 of them down, see BENCHMARKS.md",
     )
     parser.add_argument("--calibration_steps", type=int, default=8)
     parser.add_argument(

@@ -191,8 +191,9 @@ def correct_ternarization(
 
     Call it right after `quantize_model` (and after `reestimate_batchnorm` for a model with
     BatchNormalization), with the float model that was quantized. Measured on
-    benchmarks/robustness.py (BENCHMARKS.md): the ternarized models start up to 28 points
-    nearer float, and 15 of 24 cells instead of 8 meet the targets.
+    benchmarks/robustness.py (BENCHMARKS.md): the ternarized models start up to 27 points
+    nearer float, and 15 of 24 cells instead of 8 meet the targets (13 instead of 8 with
+    another seed).
 
     Args:
       q_model: a model made by `ttq_keras.quantize_model(float_model, ...)`.
