@@ -5,7 +5,9 @@ Every cell (architecture x optimizer) trains, on a real Fashion-MNIST subset:
     scratch:   float and TTQ from the same random init, the same budget (--epochs);
     fine-tune: a float model trained --epochs, then --finetune_epochs more of float training vs
                --finetune_epochs of TTQ training from it (TTQ starts from the float weights,
-               with ttq_keras.reestimate_batchnorm when the model has BatchNormalization).
+               with ttq_keras.reestimate_batchnorm when the model has BatchNormalization,
+               then ttq_keras.correct_ternarization(method="scales"); not for the paper
+               recipe, which is the authors' code).
 
 and prints float and TTQ test accuracy per recipe (quantize_model's `recipe=`). A TTQ run
 "diverges" when its loss is non-finite, ttq_keras.TTQGuard finds a NaN/Inf weight, or it ends
@@ -14,6 +16,7 @@ within 5 points of chance while float trains. Numbers go in BENCHMARKS.md.
     nice .venv/bin/python -m benchmarks.robustness                 # default: robust vs paper
     nice .venv/bin/python -m benchmarks.robustness --archs mlp,resnet_bn --optimizers adam \
         --recipes robust --scale_gradients sum,mean,lsq           # ablation of one option
+    nice .venv/bin/python -m benchmarks.robustness --recipes robust --calibration none,bias,scales
 """
 
 import argparse
@@ -249,9 +252,19 @@ def run_cell(arch, optimizer_name, data, args, variants):
     (x_train, _), (x_test, y_test) = data
     for name, variant in variants.items():
         result = {}
+        batches = tf.data.Dataset.from_tensor_slices(x_train).batch(args.batch_size)
         start = builder()
         start.set_weights(init_weights)
         q = _quantize(start, keep_ends, variant["quantize"])
+        if variant["calibration"] != "none" and variant["calibrate_scratch"]:
+            ttq_keras.correct_ternarization(
+                q,
+                start,
+                batches,
+                steps=args.calibration_steps,
+                method=variant["calibration"],
+                match=args.calibration_match,
+            )
         result["scratch"], result["scratch_loss"], result["scratch_error"] = _train(
             q, optimizer_name, data, args.epochs, args.batch_size, args.seed, guard=True
         )
@@ -259,8 +272,16 @@ def run_cell(arch, optimizer_name, data, args, variants):
         start.set_weights(pretrained)
         q = _quantize(start, keep_ends, variant["quantize"])
         if variant.get("reestimate_bn") and _has_batchnorm(q):
-            batches = tf.data.Dataset.from_tensor_slices(x_train).batch(args.batch_size)
             ttq_keras.reestimate_batchnorm(q, batches, steps=8)
+        if variant["calibration"] != "none":
+            ttq_keras.correct_ternarization(
+                q,
+                start,
+                batches,
+                steps=args.calibration_steps,
+                method=variant["calibration"],
+                match=args.calibration_match,
+            )
         result["start"] = _evaluate(q, x_test, y_test)
         result["finetune"], result["finetune_loss"], result["finetune_error"] = _train(
             q,
@@ -359,12 +380,24 @@ def _variants(args):
             values = getattr(args, key + "s")
             if values:
                 grid = [dict(g, **{key: _value(v)}) for g in grid for v in values.split(",")]
+        methods = args.calibration.split(",") if recipe != "paper" else ["none"]
+        calibrations = [
+            (method, _value(scratch))
+            for method in dict.fromkeys(methods)
+            for scratch in args.calibrate_scratch.split(",")
+            if method != "none" or _value(scratch) is False
+        ] or [("none", False)]
         for overrides in grid:
-            name = "/".join([recipe] + [str(v) for v in overrides.values()])
-            variants[name] = {
-                "quantize": dict(recipe=recipe, **overrides),
-                "reestimate_bn": recipe != "paper" and not args.no_bn_reestimation,
-            }
+            for method, scratch in calibrations:
+                parts = [recipe] + [str(v) for v in overrides.values()]
+                if method != "none":
+                    parts.append(f"cal={method}" + ("+scratch" if scratch else ""))
+                variants["/".join(parts)] = {
+                    "quantize": dict(recipe=recipe, **overrides),
+                    "reestimate_bn": recipe != "paper" and not args.no_bn_reestimation,
+                    "calibration": method,
+                    "calibrate_scratch": scratch,
+                }
     return variants
 
 
@@ -387,6 +420,28 @@ def main(argv=None):
     parser.add_argument("--positive_scaless", default="", help="override, e.g. true,false")
     parser.add_argument("--per_channels", default="", help="override per_channel, e.g. true,false")
     parser.add_argument("--no_bn_reestimation", action="store_true")
+    parser.add_argument(
+        "--calibration",
+        default="scales",
+        help="ttq_keras.correct_ternarization method applied right after quantize_model (and BN "
+        "re-estimation) in the fine-tune runs of every recipe but paper: scales (default), "
+        "bias or none; a comma list compares them (e.g. none,bias,scales)",
+    )
+    parser.add_argument("--no_calibration", action="store_true", help="same as --calibration none")
+    parser.add_argument(
+        "--calibrate_scratch",
+        default="false",
+        help="also calibrate the scratch runs against the float model at its random init "
+        "(true, false, or false,true to compare); off by default: it moved 9 cells by 2-10 "
+        "points, 6 of them down, see BENCHMARKS.md",
+    )
+    parser.add_argument("--calibration_steps", type=int, default=8)
+    parser.add_argument(
+        "--calibration_match",
+        default="output",
+        choices=("output", "pre_activation"),
+        help="correct_ternarization's match= (output: post-ReLU where a ReLU follows)",
+    )
     parser.add_argument("--train_examples", type=int, default=4096)
     parser.add_argument("--test_examples", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2, help="from-scratch budget")
@@ -403,6 +458,14 @@ def main(argv=None):
     for opt in args.optimizers.split(","):
         if opt not in OPTIMIZERS:
             parser.error(f"unknown optimizer {opt!r}; choose from {sorted(OPTIMIZERS)}")
+    if args.no_calibration:
+        args.calibration = "none"
+    for method in args.calibration.split(","):
+        if method not in ("none",) + ttq_keras.calibration.CALIBRATION_METHODS:
+            parser.error(f"unknown calibration {method!r}; choose from none, bias, scales")
+    for value in args.calibrate_scratch.split(","):
+        if not isinstance(_value(value), bool):
+            parser.error(f"--calibrate_scratch takes true and/or false, not {value!r}")
     data = load_fashion_mnist(args.data_dir, args.train_examples, args.test_examples, args.seed)
     variants = _variants(args)
     rows = []

@@ -12,6 +12,7 @@ from ttq_keras._compat import keras, tf  # noqa: F401  (first: sets TF_USE_LEGAC
 # isort: on
 from ttq_keras import ops  # noqa: F401
 from ttq_keras.batchnorm import normalized_layer_names, reestimate_batchnorm
+from ttq_keras.calibration import CorrectedLayer, correct_ternarization
 from ttq_keras.callbacks import TTQCallback
 from ttq_keras.diagnostics import (
     TrainingDivergedError,
@@ -98,4 +99,6 @@ __all__ = [
     "find_weight_problems",
     "normalized_layer_names",
     "reestimate_batchnorm",
+    "correct_ternarization",
+    "CorrectedLayer",
 ]
