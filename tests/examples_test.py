@@ -169,10 +169,14 @@ def check_report(test, output_dir, results, tflite=True):
         test.assertAllClose(entries["packed"]["accuracy"], keras_accuracy, atol=one_image)
         test.assertLess(entries["int8"]["bytes"], entries["float"]["bytes"])
         test.assertLess(entries["packed"]["bytes"], entries["int8"]["bytes"])
-        # Fast mode: int8 activations, at most a few near-ties away from exact mode.
+        # Fast mode: int8 activations (and, on AVX-512 VNNI, int8 conv weight levels), at most
+        # a few near-ties away from exact mode: 5%, or two images of a tiny eval set (16
+        # images here; the barely trained test model has many near-ties).
         test.assertEqual(entries["packed_fast"]["mode"], "fast")
         test.assertAllClose(
-            entries["packed_fast"]["accuracy"], entries["packed"]["accuracy"], atol=0.05
+            entries["packed_fast"]["accuracy"],
+            entries["packed"]["accuracy"],
+            atol=max(0.05, 2.5 / entries["keras"]["eval_examples"]),
         )
     else:
         test.assertNotIn("tflite", results)
