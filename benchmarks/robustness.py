@@ -223,6 +223,20 @@ def _quantize(float_model, keep_ends, variant):
     return ttq_keras.quantize_model(float_model, keep_first_and_last_float=keep_ends, **variant)
 
 
+def _calibrate(q_model, float_model, batches, variant, args):
+    """correct_ternarization as the variant asks (nothing for calibration "none")."""
+    if variant["calibration"] == "none":
+        return
+    ttq_keras.correct_ternarization(
+        q_model,
+        float_model,
+        batches,
+        steps=args.calibration_steps,
+        method=variant["calibration"],
+        match=args.calibration_match,
+    )
+
+
 def run_cell(arch, optimizer_name, data, args, variants):
     """Float and TTQ (every variant) from scratch and fine-tuned, for one architecture x
     optimizer. Returns {"float_scratch": acc, ..., variant: {...}}."""
@@ -256,15 +270,8 @@ def run_cell(arch, optimizer_name, data, args, variants):
         start = builder()
         start.set_weights(init_weights)
         q = _quantize(start, keep_ends, variant["quantize"])
-        if variant["calibration"] != "none" and variant["calibrate_scratch"]:
-            ttq_keras.correct_ternarization(
-                q,
-                start,
-                batches,
-                steps=args.calibration_steps,
-                method=variant["calibration"],
-                match=args.calibration_match,
-            )
+        if variant["calibrate_scratch"]:
+            _calibrate(q, start, batches, variant, args)
         result["scratch"], result["scratch_loss"], result["scratch_error"] = _train(
             q, optimizer_name, data, args.epochs, args.batch_size, args.seed, guard=True
         )
@@ -273,15 +280,7 @@ def run_cell(arch, optimizer_name, data, args, variants):
         q = _quantize(start, keep_ends, variant["quantize"])
         if variant.get("reestimate_bn") and _has_batchnorm(q):
             ttq_keras.reestimate_batchnorm(q, batches, steps=8)
-        if variant["calibration"] != "none":
-            ttq_keras.correct_ternarization(
-                q,
-                start,
-                batches,
-                steps=args.calibration_steps,
-                method=variant["calibration"],
-                match=args.calibration_match,
-            )
+        _calibrate(q, start, batches, variant, args)
         result["start"] = _evaluate(q, x_test, y_test)
         result["finetune"], result["finetune_loss"], result["finetune_error"] = _train(
             q,
