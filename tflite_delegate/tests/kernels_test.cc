@@ -282,6 +282,7 @@ std::vector<Shape> Shapes() {
       Conv(1, 16, 16, 16, 32, 3, 3, 2, 1, true),   // ResNet-20 downsampling
       Conv(2, 7, 9, 9, 20, 3, 3, 1, 1, true),      // Winograd: odd output, C_in % 8 != 0
       Conv(1, 5, 5, 8, 16, 3, 3, 1, 1, false),     // Winograd: 3x3 output, partial tiles
+      Conv(1, 4, 4, 16, 48, 3, 3, 1, 1, false),    // Winograd: 1 tile, split by channels
       Conv(2, 23, 19, 20, 16, 3, 3, 1, 1,
            true),  // image > 8k elements: quantize split over threads
       Conv(2, 13, 21, 16, 40, 3, 3, 1, 2, true),  // padded kernels: dilation 2, 3 blocks of 16
