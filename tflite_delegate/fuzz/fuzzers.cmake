@@ -7,10 +7,10 @@ if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
 endif()
 
 # fuzz_one_op: structured, one TTQ op on a hand-built TfLiteContext.
-add_executable(fuzz_one_op fuzz/fuzz_one_op.cc src/ttq_delegate.cc
+add_executable(fuzz_one_op fuzz/fuzz_one_op.cc src/ttq_delegate.cc src/input_affine.cc
                            src/external_delegate_adaptor.cc)
 # fuzz_tflite_file: raw .tflite bytes through TFLite 2.18's C API (dlopen'ed at start-up).
-add_executable(fuzz_tflite_file fuzz/fuzz_tflite_file.cc src/ttq_delegate.cc
+add_executable(fuzz_tflite_file fuzz/fuzz_tflite_file.cc src/ttq_delegate.cc src/input_affine.cc
                                 src/external_delegate_adaptor.cc)
 foreach(_fuzzer fuzz_one_op fuzz_tflite_file)
   target_include_directories(${_fuzzer} PRIVATE "${PROJECT_SOURCE_DIR}/include"

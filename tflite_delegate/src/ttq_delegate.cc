@@ -7,12 +7,13 @@
 //     bytes) and fail with "TTQ delegate: node N (OP): problem" on the first bad one. Then
 //     replace each TTQ node by its own delegate kernel node (one
 //     ReplaceNodeSubsetsWithDelegateKernels call per node, so the runtime keeps allocating
-//     every tensor between two TTQ ops).
+//     every tensor between two TTQ ops). A convolution fed by a per-channel MUL -> ADD (an
+//     unfolded BatchNormalization, input_affine.h) takes those two nodes into its partition.
 //   KernelInit: parse the options again, unpack the trits and create the kernel (CreateKernel
 //     picks the best implementation for the CPU and mode).
 //   KernelPrepare (AllocateTensors): check the input shape (section 5, last item; shapes are
 //     known only now) and resize the output. Runs again after every input resize.
-//   KernelInvoke: run the kernel.
+//   KernelInvoke: apply the fused affine map if any, then run the kernel.
 //
 // Why kTfLiteDelegateFlagsAllowDynamicTensors: without it the runtime first prepares the whole
 // original graph to look for dynamic tensors, which fails on the unresolved TTQ custom ops
@@ -38,6 +39,7 @@
 #include "core/kernel.h"
 #include "core/packing.h"
 #include "core/thread_pool.h"
+#include "input_affine.h"
 #include "op_options.h"
 #include "tensorflow/lite/builtin_ops.h"
 #include "tensorflow/lite/c/common.h"
@@ -64,6 +66,8 @@ struct NodeRecord {
   // Steady-clock (CLOCK_MONOTONIC) nanoseconds of the node's last Invoke; shared with its
   // OpState, which writes them (two clock reads per op, for per-op profiles).
   std::shared_ptr<NodeTiming> timing = std::make_shared<NodeTiming>();
+  std::vector<int> fused_nodes;               // builtin nodes run inside this node's kernel
+  std::shared_ptr<const InputAffine> affine;  // their parameters (null if none)
 };
 
 class Delegate {
@@ -97,6 +101,13 @@ class Delegate {
       }
     }
     return timing;
+  }
+  // The affine map fused into a node's partition (null if none).
+  std::shared_ptr<const InputAffine> FusedAffine(const TfLiteContext* graph, int node_index) const {
+    for (const NodeRecord& r : records_) {
+      if (r.graph == graph && r.node_index == node_index) return r.affine;
+    }
+    return nullptr;
   }
   // Drops the records of `graph` (it is being delegated again).
   void ForgetGraph(const TfLiteContext* graph) {
@@ -429,6 +440,13 @@ struct OpState {
   // Geometry of the next Invoke, set by Prepare.
   core::ConvShape conv_shape;
   int fc_rows = 0;
+  // The fused input affine map (null if none), whether its intermediate tensors are partition
+  // outputs the kernel must also write, and its result when they are not.
+  std::shared_ptr<const InputAffine> affine;
+  bool write_mul_out = false, write_add_out = false;
+  std::vector<float> affine_out;
+
+  int input_tensor() const { return affine ? affine->input : info.tensors[kInput]; }
 };
 
 void* KernelInit(TfLiteContext* context, const char* buffer, size_t /*length*/) {
@@ -436,18 +454,34 @@ void* KernelInit(TfLiteContext* context, const char* buffer, size_t /*length*/) 
   if (state == nullptr) return nullptr;
   const auto* params = reinterpret_cast<const TfLiteDelegateParams*>(buffer);
   if (params == nullptr || params->nodes_to_replace == nullptr ||
-      params->nodes_to_replace->size != 1) {
-    state->error = "internal error: expected one node per delegate kernel";
+      params->nodes_to_replace->size < 1 || params->output_tensors == nullptr) {
+    state->error = "internal error: no node for the delegate kernel";
     return state;
   }
   Delegate* delegate = Delegate::From(params->delegate);
-  state->node_index = params->nodes_to_replace->data[0];
+  // The partition is one TTQ node, plus the MUL and ADD of its fused input affine map.
   TfLiteNode* node = nullptr;
-  TfLiteRegistration* reg = nullptr;
-  core::OpKind kind;
-  if (context->GetNodeAndRegistration(context, state->node_index, &node, &reg) != kTfLiteOk ||
-      !OpKindFromName(reg->custom_name, &kind)) {
-    state->error = "internal error: node is not a TTQ op";
+  core::OpKind kind = core::OpKind::kConv2D;
+  for (int i = 0; i < params->nodes_to_replace->size && state->node_index < 0; ++i) {
+    TfLiteNode* n = nullptr;
+    TfLiteRegistration* r = nullptr;
+    if (context->GetNodeAndRegistration(context, params->nodes_to_replace->data[i], &n, &r) ==
+            kTfLiteOk &&
+        r->builtin_code == kTfLiteBuiltinCustom && OpKindFromName(r->custom_name, &kind)) {
+      state->node_index = params->nodes_to_replace->data[i];
+      node = n;
+    }
+  }
+  if (node == nullptr) {
+    state->error = "internal error: the delegate kernel has no TTQ node";
+    return state;
+  }
+  state->affine = delegate->FusedAffine(context, state->node_index);
+  const int expected_nodes = state->affine ? 3 : 1;
+  if (params->nodes_to_replace->size != expected_nodes) {
+    state->error = "internal error: expected " + std::to_string(expected_nodes) +
+                   " nodes in the delegate kernel, got " +
+                   std::to_string(params->nodes_to_replace->size);
     return state;
   }
   std::vector<int8_t> trits;
@@ -467,6 +501,20 @@ void* KernelInit(TfLiteContext* context, const char* buffer, size_t /*length*/) 
   }
   state->pool = delegate->pool();
   state->timing = delegate->SetKernelName(context, state->node_index, state->kernel->Name());
+  // Partition outputs: the op's output, and an intermediate of the affine map only where the
+  // runtime needs it beyond the op (a graph output).
+  for (int i = 0; i < params->output_tensors->size; ++i) {
+    const int t = params->output_tensors->data[i];
+    if (t == state->info.output) continue;
+    if (state->affine && t == state->affine->mul_out) {
+      state->write_mul_out = true;
+    } else if (state->affine && t == state->affine->add_out) {
+      state->write_add_out = true;
+    } else {
+      state->error = "internal error: unexpected partition output " + TensorLabel(context, t);
+      return state;
+    }
+  }
   return state;
 }
 
@@ -483,13 +531,33 @@ TfLiteStatus KernelPrepare(TfLiteContext* context, TfLiteNode* node) {
     ReportNodeError(context, state->node_index, kind, state->error);
     return kTfLiteError;
   }
-  const TfLiteTensor& input = context->tensors[state->info.tensors[kInput]];
+  const TfLiteTensor& input = context->tensors[state->input_tensor()];
   TfLiteTensor* output = &context->tensors[state->info.output];
   std::string error;
   if (input.dims == nullptr || !CheckInputShape(state->info, input.dims, &error)) {
     ReportNodeError(context, state->node_index, kind,
-                    "input (" + TensorLabel(context, state->info.tensors[kInput]) + "): " + error);
+                    "input (" + TensorLabel(context, state->input_tensor()) + "): " + error);
     return kTfLiteError;
+  }
+  if (state->affine) {
+    // The affine map keeps the shape (CheckInputShape required C_in channels, those of its
+    // constants). Its intermediate tensors get that shape where they are partition outputs.
+    for (int t : {state->write_mul_out ? state->affine->mul_out : -1,
+                  state->write_add_out ? state->affine->add_out : -1}) {
+      if (t < 0) continue;
+      TfLiteTensor* tensor = &context->tensors[t];
+      if (tensor->dims != nullptr && tensor->dims->size == input.dims->size &&
+          std::memcmp(tensor->dims->data, input.dims->data, sizeof(int) * input.dims->size) == 0) {
+        continue;
+      }
+      TfLiteIntArray* dims = NewIntArray(input.dims->size);
+      if (dims == nullptr) return kTfLiteError;
+      std::memcpy(dims->data, input.dims->data, sizeof(int) * input.dims->size);
+      if (context->ResizeTensor(context, tensor, dims) != kTfLiteOk) return kTfLiteError;
+    }
+    if (!state->write_add_out) {
+      state->affine_out.resize(static_cast<size_t>(NumElements(input.dims)));
+    }
   }
   const core::OpParams& p = state->info.options.params;
   const TfLiteIntArray* in = input.dims;
@@ -531,19 +599,34 @@ TfLiteStatus KernelPrepare(TfLiteContext* context, TfLiteNode* node) {
 
 TfLiteStatus KernelInvoke(TfLiteContext* context, TfLiteNode* node) {
   auto* state = static_cast<OpState*>(node->user_data);
-  const TfLiteTensor& input = context->tensors[state->info.tensors[kInput]];
+  const TfLiteTensor& input = context->tensors[state->input_tensor()];
   TfLiteTensor& output = context->tensors[state->info.output];
   if (output.bytes == 0) return kTfLiteOk;  // an empty batch
-  if (input.data.f == nullptr || output.data.f == nullptr) {
+  float* mul_out = nullptr;
+  float* add_out = nullptr;
+  if (state->affine) {
+    mul_out = state->write_mul_out ? context->tensors[state->affine->mul_out].data.f : nullptr;
+    add_out = state->write_add_out ? context->tensors[state->affine->add_out].data.f
+                                   : state->affine_out.data();
+  }
+  if (input.data.f == nullptr || output.data.f == nullptr ||
+      (state->affine && (add_out == nullptr || (state->write_mul_out && mul_out == nullptr)))) {
     ReportNodeError(context, state->node_index, state->info.kind,
                     "input or output tensor has no data (was AllocateTensors called?)");
     return kTfLiteError;
   }
   const auto start = std::chrono::steady_clock::now();
+  const float* x = input.data.f;
+  if (state->affine) {
+    const core::ConvShape& s = state->conv_shape;
+    ApplyInputAffine(*state->affine, x, static_cast<int64_t>(s.batch) * s.in_height * s.in_width,
+                     mul_out, add_out, state->pool);
+    x = add_out;
+  }
   if (state->info.kind == core::OpKind::kFullyConnected) {
-    state->kernel->RunFullyConnected(state->fc_rows, input.data.f, output.data.f, state->pool);
+    state->kernel->RunFullyConnected(state->fc_rows, x, output.data.f, state->pool);
   } else {
-    state->kernel->RunConv(state->conv_shape, input.data.f, output.data.f, state->pool);
+    state->kernel->RunConv(state->conv_shape, x, output.data.f, state->pool);
   }
   if (state->timing) {
     using std::chrono::duration_cast;
@@ -563,7 +646,7 @@ TfLiteStatus Delegate::Prepare(TfLiteContext* context, TfLiteDelegate* tflite_de
     context->ReportError(context, "TTQ delegate: cannot read the execution plan");
     return kTfLiteError;
   }
-  std::vector<int> claimed;
+  TensorUses uses;  // counted once, at the first convolution
   for (int i = 0; i < plan->size; ++i) {
     const int node_index = plan->data[i];
     TfLiteNode* node = nullptr;
@@ -583,8 +666,20 @@ TfLiteStatus Delegate::Prepare(TfLiteContext* context, TfLiteDelegate* tflite_de
       ReportNodeError(context, node_index, kind, error);
       return kTfLiteError;
     }
-    claimed.push_back(node_index);
-    self->records_.push_back({context, node_index, OpName(kind), ""});
+    NodeRecord record;
+    record.graph = context;
+    record.node_index = node_index;
+    record.op_name = OpName(kind);
+    self->records_.push_back(std::move(record));
+    if (kind != core::OpKind::kFullyConnected && !FusionDisabled()) {
+      if (uses.producer.empty()) uses = CountTensorUses(context, plan);
+      auto affine = std::make_shared<InputAffine>();
+      if (MatchInputAffine(context, uses, info.tensors[kInput], info.options.params.in_channels,
+                           affine.get())) {
+        self->records_.back().fused_nodes = {affine->mul_node, affine->add_node};
+        self->records_.back().affine = std::move(affine);
+      }
+    }
   }
 
   TfLiteRegistration registration;
@@ -596,11 +691,17 @@ TfLiteStatus Delegate::Prepare(TfLiteContext* context, TfLiteDelegate* tflite_de
   registration.builtin_code = kTfLiteBuiltinDelegate;
   registration.custom_name = kDelegateKernelName;
   registration.version = 1;
-  // One delegate kernel per TTQ node (see the top of this file).
-  for (int node_index : claimed) {
-    TfLiteIntArray* nodes = NewIntArray(1);
+  // One delegate kernel per TTQ node (see the top of this file), with its fused nodes.
+  std::vector<std::vector<int>> partitions;
+  for (const NodeRecord& r : self->records_) {
+    if (r.graph != context) continue;
+    partitions.push_back(r.fused_nodes);
+    partitions.back().push_back(r.node_index);
+  }
+  for (const std::vector<int>& partition : partitions) {
+    TfLiteIntArray* nodes = NewIntArray(static_cast<int>(partition.size()));
     if (nodes == nullptr) return kTfLiteError;
-    nodes->data[0] = node_index;
+    for (size_t k = 0; k < partition.size(); ++k) nodes->data[k] = partition[k];
     const TfLiteStatus status = context->ReplaceNodeSubsetsWithDelegateKernels(
         context, registration, nodes, tflite_delegate);
     std::free(nodes);
@@ -648,6 +749,16 @@ int TfLiteTtqDelegateGetDelegatedNode(const TfLiteDelegate* delegate, int i, int
   if (op_name) *op_name = records[i].op_name.c_str();
   if (kernel_name) *kernel_name = records[i].kernel_name.c_str();
   return 0;
+}
+
+int TfLiteTtqDelegateGetFusedNodes(const TfLiteDelegate* delegate, int i, int* nodes,
+                                   int capacity) {
+  if (delegate == nullptr) return -1;
+  const auto& records = ttq::Delegate::From(delegate)->records();
+  if (i < 0 || static_cast<size_t>(i) >= records.size()) return -1;
+  const std::vector<int>& fused = records[i].fused_nodes;
+  for (int k = 0; k < capacity && static_cast<size_t>(k) < fused.size(); ++k) nodes[k] = fused[k];
+  return static_cast<int>(fused.size());
 }
 
 int TfLiteTtqDelegateGetNodeTiming(const TfLiteDelegate* delegate, int i, int64_t* start_ns,

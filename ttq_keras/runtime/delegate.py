@@ -44,11 +44,14 @@ class DelegatedOp:
       node_index: the op's index in the model's (first) subgraph.
       op_name: its custom op name, e.g. "TTQ_CONV_2D".
       kernel: the kernel implementation chosen for it (e.g. "reference", "avx2_fp32").
+      fused_nodes: indices of the builtin nodes the delegate runs inside this op's kernel (the
+        MUL and ADD of an unfolded BatchNormalization feeding a TTQ convolution), or ().
     """
 
     node_index: int
     op_name: str
     kernel: str
+    fused_nodes: tuple = ()
 
 
 def library_path() -> str:
@@ -326,12 +329,28 @@ class Interpreter:
             ctypes.POINTER(ctypes.c_char_p),
         ]
         get.restype = ctypes.c_int
+        # Libraries built before fusion have no TfLiteTtqDelegateGetFusedNodes: nothing fused.
+        get_fused = getattr(lib, "TfLiteTtqDelegateGetFusedNodes", None)
+        if get_fused is not None:
+            get_fused.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_int,
+                ctypes.POINTER(ctypes.c_int),
+                ctypes.c_int,
+            ]
+            get_fused.restype = ctypes.c_int
         pointer = self._delegate._get_native_delegate_pointer()  # noqa: SLF001
         ops = []
         for i in range(lib.TfLiteTtqDelegateNumDelegatedNodes(pointer)):
             node, op, kernel = ctypes.c_int(), ctypes.c_char_p(), ctypes.c_char_p()
-            if get(pointer, i, ctypes.byref(node), ctypes.byref(op), ctypes.byref(kernel)) == 0:
-                ops.append(DelegatedOp(node.value, op.value.decode(), kernel.value.decode()))
+            if get(pointer, i, ctypes.byref(node), ctypes.byref(op), ctypes.byref(kernel)) != 0:
+                continue
+            fused = ()
+            if get_fused is not None:
+                buffer = (ctypes.c_int * 8)()
+                count = get_fused(pointer, i, buffer, len(buffer))
+                fused = tuple(buffer[k] for k in range(min(max(count, 0), len(buffer))))
+            ops.append(DelegatedOp(node.value, op.value.decode(), kernel.value.decode(), fused))
         return ops
 
     def ttq_ops(self) -> List[int]:

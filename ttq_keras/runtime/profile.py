@@ -6,7 +6,9 @@ same clock (`time.monotonic_ns`) right before and after `interpreter.invoke()`. 
 executes the nodes in index order, so the time between two consecutive TTQ nodes is exactly the
 builtin ops whose indices lie between them (an ADD, a MEAN, ... on XNNPACK or the builtin
 kernels), and the time before the first / after the last TTQ node is the builtin ops there plus
-the call overhead of `invoke()`. Each segment's median over the runs is reported.
+the call overhead of `invoke()`. Builtin nodes the delegate fused into a TTQ op (the MUL and ADD
+of an unfolded BatchNormalization) are part of that op's segment. Each segment's median over
+the runs is reported.
 
     from ttq_keras.runtime.profile import profile_model, format_profile
     print(format_profile(profile_model("model_packed.tflite", num_threads=2, mode="fast")))
@@ -29,9 +31,10 @@ class OpTime:
     """One timed segment of an invoke.
 
     Attributes:
-      nodes: the model's node indices in this segment (one TTQ node, or the builtin ops
-        between two TTQ nodes).
-      op_names: their op names, e.g. ("TTQ_CONV_2D",) or ("ADD",).
+      nodes: the model's node indices in this segment (one TTQ node with the builtin nodes
+        fused into it, or the builtin ops between two TTQ nodes).
+      op_names: their op names, e.g. ("TTQ_CONV_2D",), ("MUL", "ADD", "TTQ_CONV_2D") or
+        ("ADD",).
       kernel: the TTQ kernel's name, or "builtin" for the runtime's own ops.
       median_us: median time of the segment over the runs, in microseconds.
       includes_call_overhead: True for the first and last segment (they include the time from
@@ -89,8 +92,11 @@ def _segments(interpreter):
     ]
     delegated = interpreter.delegated_ops()
     ttq_nodes = {op.node_index: (i, op) for i, op in enumerate(delegated)}
+    fused = {n for op in delegated for n in op.fused_nodes}
     segments, pending = [], []
     for d in sorted(details, key=lambda d: d["index"]):
+        if d["index"] in fused:
+            continue
         if d["index"] in ttq_nodes:
             i, op = ttq_nodes[d["index"]]
             segments.append(("gap", tuple(pending)))
@@ -112,6 +118,7 @@ def profile_interpreter(interpreter, runs: int = 100, warmup: int = 10, feeds=No
     get = _timing_function(interpreter.library)
     pointer = interpreter.delegate._get_native_delegate_pointer()  # noqa: SLF001
     segments = _segments(interpreter)
+    names = {d["index"]: d["op_name"] for d in interpreter._get_ops_details()}  # noqa: SLF001
     records = [s[1][0] for s in segments if s[0] == "ttq"]
     start, end = ctypes.c_int64(), ctypes.c_int64()
     for _ in range(warmup):
@@ -137,7 +144,14 @@ def profile_interpreter(interpreter, runs: int = 100, warmup: int = 10, feeds=No
         median_us = statistics.median(samples[k]) / 1e3
         if kind == "ttq":
             i, op = info
-            ops.append(OpTime((op.node_index,), (op.op_name,), op.kernel, median_us))
+            ops.append(
+                OpTime(
+                    tuple(op.fused_nodes) + (op.node_index,),
+                    tuple(names[n] for n in op.fused_nodes) + (op.op_name,),
+                    op.kernel,
+                    median_us,
+                )
+            )
         elif info or k in (0, last):
             ops.append(
                 OpTime(

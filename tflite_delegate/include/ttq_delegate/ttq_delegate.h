@@ -78,6 +78,13 @@ TTQ_DELEGATE_EXPORT int TfLiteTtqDelegateGetDelegatedNode(const TfLiteDelegate* 
 TTQ_DELEGATE_EXPORT int TfLiteTtqDelegateGetNodeTiming(const TfLiteDelegate* delegate, int i,
                                                        int64_t* start_ns, int64_t* end_ns);
 
+// The builtin nodes the delegate fused into entry i (the MUL and ADD of a per-channel affine
+// map that feeds a TTQ convolution; see src/input_affine.h): writes up to `capacity` node
+// indices and returns how many there are (0 if none), or -1 if i is out of range. Their time is
+// part of entry i's timing.
+TTQ_DELEGATE_EXPORT int TfLiteTtqDelegateGetFusedNodes(const TfLiteDelegate* delegate, int i,
+                                                       int* nodes, int capacity);
+
 #ifdef __cplusplus
 }  // extern "C"
 
