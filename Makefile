@@ -164,7 +164,7 @@ test-fuzz: delegate
 	rm -rf $(DELEGATE_FUZZ_BUILD)/run && mkdir -p $(DELEGATE_FUZZ_BUILD)/run/one_op $(DELEGATE_FUZZ_BUILD)/run/file
 	cp tests/data/hostile/*.tflite $(DELEGATE_FUZZ_BUILD)/run/file/
 	cp $(DELEGATE_DIR)/fuzz/regressions/one_op/* $(DELEGATE_FUZZ_BUILD)/run/one_op/
-	cp $(DELEGATE_DIR)/fuzz/regressions/file/* $(DELEGATE_FUZZ_BUILD)/run/file/
+	cp $(DELEGATE_DIR)/fuzz/regressions/file/* $(DELEGATE_DIR)/fuzz/seeds/* $(DELEGATE_FUZZ_BUILD)/run/file/
 	$(DELEGATE_FUZZ_BUILD)/fuzz_one_op $(FUZZ_FLAGS) \
 	  -artifact_prefix=$(DELEGATE_FUZZ_BUILD)/run/ $(DELEGATE_FUZZ_BUILD)/run/one_op
 	bash scripts/fetch_pinned_artifact.sh tflite-c-api-linux-x86_64 $(DELEGATE_FUZZ_BUILD)/tflite_runtime
