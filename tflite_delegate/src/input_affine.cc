@@ -114,6 +114,19 @@ void AffineSpan(const float* __restrict x, const float* __restrict scale,
   }
 }
 
+// The node that produces `tensor`, if it is the builtin op `builtin_code`; else null.
+const TfLiteNode* ProducerOfKind(TfLiteContext* context, const TensorUses& uses, int tensor,
+                                 int builtin_code) {
+  const int index = uses.producer[tensor];
+  TfLiteNode* node = nullptr;
+  TfLiteRegistration* reg = nullptr;
+  if (index < 0 || context->GetNodeAndRegistration(context, index, &node, &reg) != kTfLiteOk ||
+      reg->builtin_code != builtin_code) {
+    return nullptr;
+  }
+  return node;
+}
+
 }  // namespace
 
 TensorUses CountTensorUses(TfLiteContext* context, const TfLiteIntArray* plan) {
@@ -145,40 +158,27 @@ TensorUses CountTensorUses(TfLiteContext* context, const TfLiteIntArray* plan) {
 bool MatchInputAffine(TfLiteContext* context, const TensorUses& uses, int conv_input, int channels,
                       InputAffine* affine) {
   if (!ValidTensor(context, conv_input) || uses.readers[conv_input] != 1) return false;
-  const int add_node = uses.producer[conv_input];
-  if (add_node < 0) return false;
-  TfLiteNode* add = nullptr;
-  TfLiteRegistration* add_reg = nullptr;
-  if (context->GetNodeAndRegistration(context, add_node, &add, &add_reg) != kTfLiteOk ||
-      add_reg->builtin_code != kTfLiteBuiltinAdd) {
-    return false;
-  }
   InputAffine a;
-  int product = -1;
-  if (!BinaryWithConstant(context, add, channels, &product, &a.shift) ||
+  std::vector<float> scale, shift;
+  int product = -1, x = -1;
+  const TfLiteNode* add = ProducerOfKind(context, uses, conv_input, kTfLiteBuiltinAdd);
+  if (add == nullptr || !BinaryWithConstant(context, add, channels, &product, &shift) ||
       !ActivationRange(add, &a.add_lo, &a.add_hi) || uses.readers[product] != 1) {
     return false;
   }
-  const int mul_node = uses.producer[product];
-  if (mul_node < 0) return false;
-  TfLiteNode* mul = nullptr;
-  TfLiteRegistration* mul_reg = nullptr;
-  if (context->GetNodeAndRegistration(context, mul_node, &mul, &mul_reg) != kTfLiteOk ||
-      mul_reg->builtin_code != kTfLiteBuiltinMul) {
-    return false;
-  }
-  int x = -1;
-  if (!BinaryWithConstant(context, mul, channels, &x, &a.scale) ||
+  const TfLiteNode* mul = ProducerOfKind(context, uses, product, kTfLiteBuiltinMul);
+  if (mul == nullptr || !BinaryWithConstant(context, mul, channels, &x, &scale) ||
       !ActivationRange(mul, &a.mul_lo, &a.mul_hi)) {
     return false;
   }
   const int repeats = (64 + channels - 1) / channels;
   for (int r = 0; r < repeats; ++r) {
-    a.scale_span.insert(a.scale_span.end(), a.scale.begin(), a.scale.end());
-    a.shift_span.insert(a.shift_span.end(), a.shift.begin(), a.shift.end());
+    a.scale_span.insert(a.scale_span.end(), scale.begin(), scale.end());
+    a.shift_span.insert(a.shift_span.end(), shift.begin(), shift.end());
   }
-  a.mul_node = mul_node;
-  a.add_node = add_node;
+  a.channels = channels;
+  a.mul_node = uses.producer[product];
+  a.add_node = uses.producer[conv_input];
   a.input = x;
   a.mul_out = product;
   a.add_out = conv_input;
@@ -194,7 +194,7 @@ bool FusionDisabled() {
 void ApplyInputAffine(const InputAffine& affine, const float* x, int64_t pixels, float* mul_out,
                       float* out, core::ThreadPool* pool) {
   const int64_t span = static_cast<int64_t>(affine.scale_span.size());
-  const int64_t n = pixels * static_cast<int64_t>(affine.scale.size());
+  const int64_t n = pixels * affine.channels;
   const float* scale = affine.scale_span.data();
   const float* shift = affine.shift_span.data();
   const float mul_lo = affine.mul_lo, mul_hi = affine.mul_hi;

@@ -29,9 +29,9 @@ struct InputAffine {
   int input = -1;    // x, the MUL's non-constant operand: the fused partition's input
   int mul_out = -1;  // x·scale
   int add_out = -1;  // the convolution's input
-  std::vector<float> scale, shift;  // C values each
-  // scale and shift repeated over a whole number of pixels of at least 64 floats, so that the
-  // inner loop is long enough to vectorize well whatever C is.
+  int channels = 0;  // C
+  // The MUL's and the ADD's C constants repeated over a whole number of pixels of at least 64
+  // floats, so that the inner loop is long enough to vectorize well whatever C is.
   std::vector<float> scale_span, shift_span;
   float mul_lo, mul_hi, add_lo, add_hi;  // fused activation clamps (±inf for NONE)
 };
