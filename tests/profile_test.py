@@ -81,6 +81,27 @@ class OpProfileTest(tf.test.TestCase):
         self.assertIn("TANH", text)
         self.assertIn("whole invoke median", text)
 
+    def testReportsTheThreadsEachOpRanOn(self):
+        # Each TTQ op runs on all threads or, where that measured slower, on the calling
+        # thread alone (core/thread_choice.h); TTQ_NO_THREAD_CHOICE=1 always uses them all.
+        cases = ((1, None, {1}), (2, None, {1, 2}), (2, "1", {2}))
+        for threads, no_choice, expected in cases:
+            with self.subTest(threads=threads, no_choice=no_choice):
+                old = os.environ.pop("TTQ_NO_THREAD_CHOICE", None)
+                if no_choice:
+                    os.environ["TTQ_NO_THREAD_CHOICE"] = no_choice
+                try:
+                    p = op_profile.profile_model(_dense_chain(), num_threads=threads, runs=5)
+                finally:
+                    os.environ.pop("TTQ_NO_THREAD_CHOICE", None)
+                    if old is not None:
+                        os.environ["TTQ_NO_THREAD_CHOICE"] = old
+                ttq = [op.threads for op in p.ops if op.is_ttq]
+                self.assertEqual(len(ttq), 3)
+                self.assertLessEqual(set(ttq), expected, p.ops)
+                self.assertEqual({op.threads for op in p.ops if not op.is_ttq}, {None})
+                self.assertIn(" threads ", op_profile.format_profile(p))
+
     def testFormatNamesKernels(self):
         p = op_profile.profile_model(_dense_chain(), runs=3, warmup=1)
         text = op_profile.format_profile(p, title="chain")

@@ -38,6 +38,7 @@
 #include "core/geometry.h"
 #include "core/kernel.h"
 #include "core/packing.h"
+#include "core/thread_choice.h"
 #include "core/thread_pool.h"
 #include "input_affine.h"
 #include "op_options.h"
@@ -56,6 +57,7 @@ constexpr const char* kInputNames[kNumInputs] = {"input", "codes", "pos_scales",
 struct NodeTiming {
   int64_t start_ns = 0;
   int64_t end_ns = 0;
+  int threads = 0;  // threads the last Invoke ran on (ThreadChoice: 1 or num_threads)
 };
 
 struct NodeRecord {
@@ -430,11 +432,20 @@ void ReportNodeError(TfLiteContext* context, int node_index, core::OpKind kind,
 
 // ---- the delegate kernel (one per TTQ node) --------------------------------------------------
 
+// TTQ_NO_THREAD_CHOICE=1: every op always runs on the pool (core/thread_choice.h), e.g. to
+// measure the pool alone.
+bool ThreadChoiceDisabled() {
+  const char* env = std::getenv("TTQ_NO_THREAD_CHOICE");
+  return env != nullptr && env[0] == '1';
+}
+
 struct OpState {
   int node_index = -1;
   NodeInfo info;
   std::unique_ptr<core::TernaryKernel> kernel;
   core::ThreadPool* pool = nullptr;
+  // Whether this op runs on `pool` or on the calling thread alone, by timing both.
+  core::ThreadChoice thread_choice{!ThreadChoiceDisabled()};
   std::shared_ptr<NodeTiming> timing;  // may be null
   std::string error;                   // set when Init failed; reported by Prepare
   // Geometry of the next Invoke, set by Prepare.
@@ -562,6 +573,7 @@ TfLiteStatus KernelPrepare(TfLiteContext* context, TfLiteNode* node) {
   const core::OpParams& p = state->info.options.params;
   const TfLiteIntArray* in = input.dims;
   TfLiteIntArray* out;
+  state->thread_choice.Reset();  // a new shape may favour the other side
   if (kind == core::OpKind::kFullyConnected) {
     // CheckInputShape bounded the element count, so the row count fits in an int.
     state->fc_rows = static_cast<int>(NumElements(in) / p.in_channels);
@@ -616,24 +628,27 @@ TfLiteStatus KernelInvoke(TfLiteContext* context, TfLiteNode* node) {
     return kTfLiteError;
   }
   const auto start = std::chrono::steady_clock::now();
+  core::ThreadPool* pool = state->thread_choice.Next(state->pool);
   const float* x = input.data.f;
   if (state->affine) {
     const core::ConvShape& s = state->conv_shape;
     ApplyInputAffine(*state->affine, x, static_cast<int64_t>(s.batch) * s.in_height * s.in_width,
-                     mul_out, add_out, state->pool);
+                     mul_out, add_out, pool);
     x = add_out;
   }
   if (state->info.kind == core::OpKind::kFullyConnected) {
-    state->kernel->RunFullyConnected(state->fc_rows, x, output.data.f, state->pool);
+    state->kernel->RunFullyConnected(state->fc_rows, x, output.data.f, pool);
   } else {
-    state->kernel->RunConv(state->conv_shape, x, output.data.f, state->pool);
+    state->kernel->RunConv(state->conv_shape, x, output.data.f, pool);
   }
+  const auto end = std::chrono::steady_clock::now();
+  state->thread_choice.Record(std::chrono::duration<double>(end - start).count());
   if (state->timing) {
     using std::chrono::duration_cast;
     using std::chrono::nanoseconds;
     state->timing->start_ns = duration_cast<nanoseconds>(start.time_since_epoch()).count();
-    state->timing->end_ns =
-        duration_cast<nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    state->timing->end_ns = duration_cast<nanoseconds>(end.time_since_epoch()).count();
+    state->timing->threads = pool != nullptr ? pool->num_threads() : 1;
   }
   return kTfLiteOk;
 }
@@ -769,6 +784,13 @@ int TfLiteTtqDelegateGetNodeTiming(const TfLiteDelegate* delegate, int i, int64_
   if (start_ns) *start_ns = records[i].timing->start_ns;
   if (end_ns) *end_ns = records[i].timing->end_ns;
   return 0;
+}
+
+int TfLiteTtqDelegateGetNodeThreads(const TfLiteDelegate* delegate, int i) {
+  if (delegate == nullptr) return -1;
+  const auto& records = ttq::Delegate::From(delegate)->records();
+  if (i < 0 || static_cast<size_t>(i) >= records.size()) return -1;
+  return records[i].timing->threads;
 }
 
 }  // extern "C"

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -257,6 +258,23 @@ TEST_P(KernelTest, MatchesReference) {
       }
     }
     EXPECT_EQ(bad, 0) << kernel->Name() << ": of " << out_size << " outputs";
+    if (c.threads > 1) {
+      // Every output is computed alike whatever the thread count, bit for bit: the delegate
+      // picks, per op and by timing, between its pool and the calling thread alone
+      // (core/thread_choice.h), and that choice must never change a result.
+      ThreadPool three(3);
+      for (ThreadPool* other : {static_cast<ThreadPool*>(nullptr), &three}) {
+        std::vector<float> y_other(out_size, std::nanf(""));
+        if (conv) {
+          kernel->RunConv(shape, x.data(), y_other.data(), other);
+        } else {
+          kernel->RunFullyConnected(c.s.batch, x.data(), y_other.data(), other);
+        }
+        EXPECT_EQ(std::memcmp(y.data(), y_other.data(), sizeof(float) * out_size), 0)
+            << kernel->Name() << ": " << c.threads << " threads and "
+            << (other ? other->num_threads() : 1) << " differ";
+      }
+    }
   }
 }
 

@@ -39,6 +39,9 @@ class OpTime:
       median_us: median time of the segment over the runs, in microseconds.
       includes_call_overhead: True for the first and last segment (they include the time from
         Python's invoke() call to the first node, and from the last node back to Python).
+      threads: for a TTQ op, the threads its last run used: the interpreter's num_threads, or 1
+        where the op measured faster on the calling thread alone (the delegate times both
+        briefly per op and keeps the faster); None for builtin ops.
     """
 
     nodes: tuple
@@ -46,6 +49,7 @@ class OpTime:
     kernel: str
     median_us: float
     includes_call_overhead: bool = False
+    threads: Optional[int] = None
 
     @property
     def is_ttq(self) -> bool:
@@ -85,6 +89,15 @@ def _timing_function(library):
     return get
 
 
+def _threads_function(library):
+    """TfLiteTtqDelegateGetNodeThreads, or None for a library built before it existed."""
+    get = getattr(ctypes.CDLL(library), "TfLiteTtqDelegateGetNodeThreads", None)
+    if get is not None:
+        get.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        get.restype = ctypes.c_int
+    return get
+
+
 def _segments(interpreter):
     """[(nodes, op_names, kernel, record index or None)] in execution order."""
     details = [
@@ -108,14 +121,16 @@ def _segments(interpreter):
     return segments
 
 
-def profile_interpreter(interpreter, runs: int = 100, warmup: int = 10, feeds=None) -> Profile:
+def profile_interpreter(interpreter, runs: int = 100, warmup: int = 30, feeds=None) -> Profile:
     """Profiles an allocated `ttq_keras.Interpreter` whose inputs are set (or given as
-    `feeds`, a list of (tensor index, array)). Runs `warmup` + `runs` invocations."""
+    `feeds`, a list of (tensor index, array)). Runs `warmup` + `runs` invocations (the default
+    warm-up covers each op's choice between one thread and all, 18 runs)."""
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ValueError(f"runs must be an integer >= 1. Received: runs={runs!r}")
     for index, x in feeds or ():
         interpreter.set_tensor(index, x)
     get = _timing_function(interpreter.library)
+    get_threads = _threads_function(interpreter.library)
     pointer = interpreter.delegate._get_native_delegate_pointer()  # noqa: SLF001
     segments = _segments(interpreter)
     names = {d["index"]: d["op_name"] for d in interpreter._get_ops_details()}  # noqa: SLF001
@@ -150,6 +165,7 @@ def profile_interpreter(interpreter, runs: int = 100, warmup: int = 10, feeds=No
                     tuple(names[n] for n in op.fused_nodes) + (op.op_name,),
                     op.kernel,
                     median_us,
+                    threads=get_threads(pointer, i) if get_threads is not None else None,
                 )
             )
         elif info or k in (0, last):
@@ -171,7 +187,7 @@ def profile_model(
     num_threads: int = 1,
     mode: str = "exact",
     runs: int = 100,
-    warmup: int = 10,
+    warmup: int = 30,
     default_delegates: bool = True,
     seed: int = 0,
 ) -> Profile:
@@ -192,7 +208,9 @@ def profile_model(
 def format_profile(p: Profile, title: Optional[str] = None) -> str:
     """A text table: one line per TTQ op and per run of builtin ops, then the totals."""
     lines = [title] if title else []
-    lines.append(f"{'nodes':>9}  {'op':<24} {'kernel':<28} {'median us':>10} {'share':>6}")
+    lines.append(
+        f"{'nodes':>9}  {'op':<24} {'kernel':<28} {'threads':>7} {'median us':>10} {'share':>6}"
+    )
     denom = sum(op.median_us for op in p.ops) or 1.0
     for op in p.ops:
         if op.nodes:
@@ -202,8 +220,9 @@ def format_profile(p: Profile, title: Optional[str] = None) -> str:
         names = "+".join(sorted(set(op.op_names))) if op.op_names else "(no op)"
         if op.includes_call_overhead:
             names += " +call"
+        threads = "" if op.threads is None else str(op.threads)
         lines.append(
-            f"{nodes:>9}  {names:<24.24} {op.kernel:<28.28} {op.median_us:10.1f} "
+            f"{nodes:>9}  {names:<24.24} {op.kernel:<28.28} {threads:>7} {op.median_us:10.1f} "
             f"{100.0 * op.median_us / denom:5.1f}%"
         )
     lines.append(
