@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <new>
 #include <string>
@@ -58,6 +59,24 @@ struct NodeTiming {
   int64_t start_ns = 0;
   int64_t end_ns = 0;
   int threads = 0;  // threads the last Invoke ran on (ThreadChoice: 1 or num_threads)
+};
+
+// TTQ_NO_THREAD_CHOICE=1: every op always runs on the pool (core/thread_choice.h), e.g. to
+// measure the pool alone.
+bool ThreadChoiceDisabled() {
+  const char* env = std::getenv("TTQ_NO_THREAD_CHOICE");
+  return env != nullptr && env[0] == '1';
+}
+
+// Whether one graph's TTQ ops run on the pool or on the calling thread alone. One choice for
+// all of them, made by timing whole invokes from the start of the first TTQ op to the end of the
+// last (the builtin ops between them included): per op, a worker asleep after a run of
+// caller-only ops took 29 us to wake for the next pool op (10 us of work), and the pool's
+// spinning slowed the builtin ADDs between convs from 2.5 to 6 us (2-vCPU Xeon VM).
+struct GraphThreads {
+  core::ThreadChoice choice{!ThreadChoiceDisabled()};
+  core::ThreadPool* current = nullptr;  // the choice of the invoke in progress
+  std::chrono::steady_clock::time_point invoke_start;
 };
 
 struct NodeRecord {
@@ -104,6 +123,22 @@ class Delegate {
     }
     return timing;
   }
+  // Whether `node_index` is the first / the last TTQ node the runtime runs in `graph` (it runs a
+  // graph's nodes in index order).
+  void PositionInGraph(const TfLiteContext* graph, int node_index, bool* first, bool* last) const {
+    *first = *last = true;
+    for (const NodeRecord& r : records_) {
+      if (r.graph != graph) continue;
+      if (r.node_index < node_index) *first = false;
+      if (r.node_index > node_index) *last = false;
+    }
+  }
+  // The thread choice shared by the TTQ nodes of `graph`.
+  std::shared_ptr<GraphThreads> ThreadsOf(const TfLiteContext* graph) {
+    std::shared_ptr<GraphThreads>& g = graph_threads_[graph];
+    if (!g) g = std::make_shared<GraphThreads>();
+    return g;
+  }
   // The affine map fused into a node's partition (null if none).
   std::shared_ptr<const InputAffine> FusedAffine(const TfLiteContext* graph, int node_index) const {
     for (const NodeRecord& r : records_) {
@@ -118,6 +153,7 @@ class Delegate {
       if (r.graph != graph) kept.push_back(std::move(r));
     }
     records_.swap(kept);
+    graph_threads_.erase(graph);
   }
 
  private:
@@ -130,6 +166,7 @@ class Delegate {
   const TfLiteTtqDelegateOptions options_;
   std::unique_ptr<core::ThreadPool> pool_;  // null when num_threads is 1
   std::vector<NodeRecord> records_;
+  std::map<const TfLiteContext*, std::shared_ptr<GraphThreads>> graph_threads_;
 };
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -432,20 +469,15 @@ void ReportNodeError(TfLiteContext* context, int node_index, core::OpKind kind,
 
 // ---- the delegate kernel (one per TTQ node) --------------------------------------------------
 
-// TTQ_NO_THREAD_CHOICE=1: every op always runs on the pool (core/thread_choice.h), e.g. to
-// measure the pool alone.
-bool ThreadChoiceDisabled() {
-  const char* env = std::getenv("TTQ_NO_THREAD_CHOICE");
-  return env != nullptr && env[0] == '1';
-}
-
 struct OpState {
   int node_index = -1;
   NodeInfo info;
   std::unique_ptr<core::TernaryKernel> kernel;
   core::ThreadPool* pool = nullptr;
-  // Whether this op runs on `pool` or on the calling thread alone, by timing both.
-  core::ThreadChoice thread_choice{!ThreadChoiceDisabled()};
+  // The graph's choice between `pool` and the calling thread; its first TTQ node makes it for
+  // each invoke, its last one times the invoke.
+  std::shared_ptr<GraphThreads> graph_threads;
+  bool first_in_graph = true, last_in_graph = true;
   std::shared_ptr<NodeTiming> timing;  // may be null
   std::string error;                   // set when Init failed; reported by Prepare
   // Geometry of the next Invoke, set by Prepare.
@@ -512,6 +544,9 @@ void* KernelInit(TfLiteContext* context, const char* buffer, size_t /*length*/) 
   }
   state->pool = delegate->pool();
   state->timing = delegate->SetKernelName(context, state->node_index, state->kernel->Name());
+  state->graph_threads = delegate->ThreadsOf(context);
+  delegate->PositionInGraph(context, state->node_index, &state->first_in_graph,
+                            &state->last_in_graph);
   // Partition outputs: the op's output, and an intermediate of the affine map only where the
   // runtime needs it beyond the op (a graph output).
   for (int i = 0; i < params->output_tensors->size; ++i) {
@@ -573,7 +608,7 @@ TfLiteStatus KernelPrepare(TfLiteContext* context, TfLiteNode* node) {
   const core::OpParams& p = state->info.options.params;
   const TfLiteIntArray* in = input.dims;
   TfLiteIntArray* out;
-  state->thread_choice.Reset();  // a new shape may favour the other side
+  state->graph_threads->choice.Reset();  // a new shape may favour the other side
   if (kind == core::OpKind::kFullyConnected) {
     // CheckInputShape bounded the element count, so the row count fits in an int.
     state->fc_rows = static_cast<int>(NumElements(in) / p.in_channels);
@@ -611,6 +646,11 @@ TfLiteStatus KernelPrepare(TfLiteContext* context, TfLiteNode* node) {
 
 TfLiteStatus KernelInvoke(TfLiteContext* context, TfLiteNode* node) {
   auto* state = static_cast<OpState*>(node->user_data);
+  GraphThreads& threads = *state->graph_threads;
+  if (state->first_in_graph) {
+    threads.current = threads.choice.Next(state->pool);
+    threads.invoke_start = std::chrono::steady_clock::now();
+  }
   const TfLiteTensor& input = context->tensors[state->input_tensor()];
   TfLiteTensor& output = context->tensors[state->info.output];
   if (output.bytes == 0) return kTfLiteOk;  // an empty batch
@@ -628,7 +668,7 @@ TfLiteStatus KernelInvoke(TfLiteContext* context, TfLiteNode* node) {
     return kTfLiteError;
   }
   const auto start = std::chrono::steady_clock::now();
-  core::ThreadPool* pool = state->thread_choice.Next(state->pool);
+  core::ThreadPool* pool = threads.current;
   const float* x = input.data.f;
   if (state->affine) {
     const core::ConvShape& s = state->conv_shape;
@@ -642,7 +682,9 @@ TfLiteStatus KernelInvoke(TfLiteContext* context, TfLiteNode* node) {
     state->kernel->RunConv(state->conv_shape, x, output.data.f, pool);
   }
   const auto end = std::chrono::steady_clock::now();
-  state->thread_choice.Record(std::chrono::duration<double>(end - start).count());
+  if (state->last_in_graph) {
+    threads.choice.Record(std::chrono::duration<double>(end - threads.invoke_start).count());
+  }
   if (state->timing) {
     using std::chrono::duration_cast;
     using std::chrono::nanoseconds;

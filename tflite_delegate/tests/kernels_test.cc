@@ -260,7 +260,7 @@ TEST_P(KernelTest, MatchesReference) {
     EXPECT_EQ(bad, 0) << kernel->Name() << ": of " << out_size << " outputs";
     if (c.threads > 1) {
       // Every output is computed alike whatever the thread count, bit for bit: the delegate
-      // picks, per op and by timing, between its pool and the calling thread alone
+      // picks, per graph and by timing, between its pool and the calling thread alone
       // (core/thread_choice.h), and that choice must never change a result.
       ThreadPool three(3);
       for (ThreadPool* other : {static_cast<ThreadPool*>(nullptr), &three}) {

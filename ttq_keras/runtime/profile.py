@@ -41,7 +41,7 @@ class OpTime:
         Python's invoke() call to the first node, and from the last node back to Python).
       threads: for a TTQ op, the threads its last run used: the interpreter's num_threads, or 1
         where the op measured faster on the calling thread alone (the delegate times both
-        briefly per op and keeps the faster); None for builtin ops.
+        briefly for the whole graph and keeps the faster); None for builtin ops.
     """
 
     nodes: tuple
@@ -124,7 +124,7 @@ def _segments(interpreter):
 def profile_interpreter(interpreter, runs: int = 100, warmup: int = 30, feeds=None) -> Profile:
     """Profiles an allocated `ttq_keras.Interpreter` whose inputs are set (or given as
     `feeds`, a list of (tensor index, array)). Runs `warmup` + `runs` invocations (the default
-    warm-up covers each op's choice between one thread and all, 18 runs)."""
+    warm-up covers the delegate's choice between one thread and all, 18 runs)."""
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ValueError(f"runs must be an integer >= 1. Received: runs={runs!r}")
     for index, x in feeds or ():

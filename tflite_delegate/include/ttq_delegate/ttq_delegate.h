@@ -79,9 +79,9 @@ TTQ_DELEGATE_EXPORT int TfLiteTtqDelegateGetNodeTiming(const TfLiteDelegate* del
                                                        int64_t* start_ns, int64_t* end_ns);
 
 // The number of threads entry i's last Invoke ran on: num_threads, or 1 where the op runs on
-// the calling thread alone because that measured faster (each op times both sides briefly and
-// keeps the faster; TTQ_NO_THREAD_CHOICE=1 always uses num_threads). 0 before its first
-// Invoke, -1 if i is out of range.
+// the calling thread alone because that measured faster (the delegate times whole invokes both
+// ways for each graph and keeps the faster; TTQ_NO_THREAD_CHOICE=1 always uses num_threads). 0
+// before its first Invoke, -1 if i is out of range.
 TTQ_DELEGATE_EXPORT int TfLiteTtqDelegateGetNodeThreads(const TfLiteDelegate* delegate, int i);
 
 // The builtin nodes the delegate fused into entry i (the MUL and ADD of a per-channel affine

@@ -1,20 +1,22 @@
-// Per-op choice between the thread pool and the calling thread alone, made by timing both.
+// The choice between the thread pool and the calling thread alone, made by timing both.
 //
-// Two threads do not pay for every op on every machine. Measured on a 2-vCPU Intel Xeon VM
-// (Emerald Rapids, AVX-512 VNNI): two single-threaded int8 convs, one per vCPU, each ran 1.5x
-// slower than one alone (the vCPUs share cache bandwidth), so the fast-mode ResNet-20 took
-// 1.19x longer at 2 threads than at 1, and XNNPACK's int8 model 1.15x. A user who asks for 2
-// threads should never get slower than 1, and should not need a flag to avoid it.
+// Two threads do not pay on every machine. Measured on a 2-vCPU Intel Xeon VM (Emerald Rapids,
+// AVX-512 VNNI): two single-threaded int8 convs, one per vCPU, each ran 1.5x slower than one
+// alone (the vCPUs share cache bandwidth), so fast mode's ResNet-20 took 1.1-1.2x longer at 2
+// threads than at 1, as did XNNPACK's int8 model. A user who asks for 2 threads should never get
+// slower than 1, and should not need a flag to avoid it.
 //
-// So each op runs a short probe: after kWarmupRuns runs on the pool, kProbeRuns runs on each
-// side, alternating; then it keeps the side with the lower median (the pool unless the caller
-// alone is at least kMargin faster) for kRunsBetweenProbes runs, and probes again (the load of
-// a shared machine changes). The choice never changes a result: every kernel computes each
-// output alike whatever the thread count (kernels_test checks it bit for bit).
+// The delegate keeps one ThreadChoice per graph, for all its TTQ ops together, and times whole
+// invokes (mixing sides per op was slower: a worker left asleep by caller-only ops took 29 us to
+// wake for the next pool op). After kWarmupRuns runs on the pool, kProbeRuns runs on each side,
+// alternating; then it keeps the side with the lower median (the pool unless the caller alone is
+// at least kMargin faster) for kRunsBetweenProbes runs, and probes again (the load of a shared
+// machine changes). The choice never changes a result: every kernel computes each output alike
+// whatever the thread count (kernels_test checks it bit for bit).
 //
-//   ThreadChoice choice;                      // one per op; Reset() when its shape changes
+//   ThreadChoice choice;                      // Reset() when the shapes change
 //   ThreadPool* p = choice.Next(pool);        // pool, or nullptr for the calling thread
-//   kernel->Run(..., p);
+//   ... run on p ...
 //   choice.Record(seconds);                   // the time of that run
 #ifndef TTQ_DELEGATE_CORE_THREAD_CHOICE_H_
 #define TTQ_DELEGATE_CORE_THREAD_CHOICE_H_
