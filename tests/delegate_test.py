@@ -515,6 +515,30 @@ class DelegateErrorTest(tf.test.TestCase, parameterized.TestCase):
             self.assertIn("TTQ delegate: node 0", message, key)
 
     @parameterized.named_parameters(*RUNTIMES)
+    def testBrokenDataFlowIsRefusedNotCrashed(self, runtime):
+        # Fuzzed files whose nodes read a tensor a later node writes, or write one tensor from
+        # two nodes: TFLite 2.18's partitioner wrote through a wild pointer on them when the
+        # delegate claimed its nodes (they are also replayed by `make test-fuzz`). The third
+        # has op names that are not UTF-8, which the runtimes' bindings failed to decode.
+        directory = os.path.join(
+            os.path.dirname(__file__), "..", "tflite_delegate", "fuzz", "regressions", "file"
+        )
+        expected = {
+            "tflite218-partition-segv.tflite": "node 4 reads tensor 8 .*, which node 6 writes",
+            "tflite218-partition-segv-2.tflite": "node 0 reads tensor 82 .*, which node 55",
+            "tflite218-partition-segv-3.tflite": "tensor 2 .* is written by node 0 and by node 1",
+        }
+        for name, pattern in expected.items():
+            with self.subTest(name):
+                with self.assertRaisesRegex(
+                    ValueError, "TTQ delegate: the graph's data flow is broken: " + pattern
+                ):
+                    interpreter = ttq_delegate.Interpreter(
+                        model_path=os.path.join(directory, name), runtime=runtime
+                    )
+                    interpreter.allocate_tensors()
+
+    @parameterized.named_parameters(*RUNTIMES)
     def testTruncatedCodeBuffer(self, runtime):
         # A buffer shorter than its tensor's shape: the runtimes already refuse such a file when
         # they read it (the delegate checks it too, for hosts that do not); either way a Python

@@ -208,11 +208,26 @@ std::string TypeName(TfLiteType type) {
   }
 }
 
+// A tensor's index and name for error messages. Bytes outside printable ASCII are written as
+// \xNN: a name from a corrupted file may not be UTF-8, and the Python bindings then failed to
+// decode the whole message (UnicodeDecodeError instead of the delegate's error).
 std::string TensorLabel(const TfLiteContext* context, int index) {
   const TfLiteTensor& t = context->tensors[index];
   std::string s = "tensor " + std::to_string(index);
-  if (t.name != nullptr && t.name[0] != '\0') s += std::string(" '") + t.name + "'";
-  return s;
+  if (t.name == nullptr || t.name[0] == '\0') return s;
+  s += " '";
+  static const char kHex[] = "0123456789abcdef";
+  for (const char* c = t.name; *c != '\0'; ++c) {
+    const unsigned char b = static_cast<unsigned char>(*c);
+    if (b >= 0x20 && b < 0x7f) {
+      s += static_cast<char>(b);
+    } else {
+      s += "\\x";
+      s += kHex[b >> 4];
+      s += kHex[b & 15];
+    }
+  }
+  return s + "'";
 }
 
 bool DimsEqual(const TfLiteIntArray* dims, std::initializer_list<int64_t> expected) {
@@ -695,6 +710,51 @@ TfLiteStatus KernelInvoke(TfLiteContext* context, TfLiteNode* node) {
   return kTfLiteOk;
 }
 
+// Whether every tensor has at most one producer and is written before any node reads it (in
+// execution order). TFLite 2.18's partitioner (PartitionGraphIntoIndependentNodeSubsets, called
+// when the delegate claims its nodes) writes through a wild pointer on graphs that break this:
+// three fuzzed files (fuzz/regressions/file/tflite218-partition-*) read a tensor that a later
+// node writes, or wrote one tensor from two nodes. Variable tensors (state updated in place)
+// are exempt.
+bool CheckDataflow(TfLiteContext* context, const TfLiteIntArray* plan, std::string* error) {
+  const int num_tensors = static_cast<int>(context->tensors_size);
+  std::vector<int> producer(num_tensors, -1), position(num_tensors, -1);
+  auto tracked = [&](int t) {
+    return t >= 0 && t < num_tensors && !context->tensors[t].is_variable;
+  };
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int i = 0; i < plan->size; ++i) {
+      const int node_index = plan->data[i];
+      TfLiteNode* node = nullptr;
+      TfLiteRegistration* reg = nullptr;
+      if (context->GetNodeAndRegistration(context, node_index, &node, &reg) != kTfLiteOk) {
+        *error = "cannot read node " + std::to_string(node_index);
+        return false;
+      }
+      const TfLiteIntArray* list = pass == 0 ? node->outputs : node->inputs;
+      for (int k = 0; list != nullptr && k < list->size; ++k) {
+        const int t = list->data[k];
+        if (!tracked(t)) continue;
+        if (pass == 0) {  // producers
+          if (producer[t] >= 0) {
+            *error = TensorLabel(context, t) + " is written by node " +
+                     std::to_string(producer[t]) + " and by node " + std::to_string(node_index);
+            return false;
+          }
+          producer[t] = node_index;
+          position[t] = i;
+        } else if (producer[t] >= 0 && position[t] >= i) {  // readers
+          *error = "node " + std::to_string(node_index) + " reads " + TensorLabel(context, t) +
+                   ", which node " + std::to_string(producer[t]) +
+                   (position[t] == i ? " (itself)" : "") + " writes only at or after it";
+          return false;
+        }
+      }
+    }
+  }
+  return true;
+}
+
 TfLiteStatus Delegate::Prepare(TfLiteContext* context, TfLiteDelegate* tflite_delegate) {
   Delegate* self = From(tflite_delegate);
   self->ForgetGraph(context);
@@ -754,6 +814,12 @@ TfLiteStatus Delegate::Prepare(TfLiteContext* context, TfLiteDelegate* tflite_de
     if (r.graph != context) continue;
     partitions.push_back(r.fused_nodes);
     partitions.back().push_back(r.node_index);
+  }
+  std::string dataflow_error;
+  if (!partitions.empty() && !CheckDataflow(context, plan, &dataflow_error)) {
+    context->ReportError(context, "TTQ delegate: the graph's data flow is broken: %s.\n",
+                         dataflow_error.c_str());
+    return kTfLiteError;
   }
   for (const std::vector<int>& partition : partitions) {
     TfLiteIntArray* nodes = NewIntArray(static_cast<int>(partition.size()));

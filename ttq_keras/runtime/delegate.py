@@ -151,6 +151,13 @@ def load_delegate(
     return module.experimental.load_delegate(path, options)
 
 
+def _runtime_error_from_undecodable(error):
+    """The RuntimeError a runtime meant to raise when its message held bytes that are not UTF-8
+    (an op or tensor name of a corrupted file): its bindings raise UnicodeDecodeError instead."""
+    raw = error.object if isinstance(error.object, bytes) else bytes(error.object)
+    return RuntimeError(raw.decode("utf-8", errors="backslashreplace"))
+
+
 def _reraise_delegate_error(error, what):
     """Raises a ValueError with the delegate's message(s) if `error` carries any."""
     message = str(error)
@@ -284,6 +291,10 @@ class Interpreter:
                 experimental_delegates=[self._delegate],
                 **extra,
             )
+        except UnicodeDecodeError as e:  # a ValueError: caught first
+            error = _runtime_error_from_undecodable(e)
+            _reraise_delegate_error(error, what)
+            raise error from None
         except (RuntimeError, ValueError) as e:
             _reraise_delegate_error(e, what)
             raise
@@ -293,6 +304,10 @@ class Interpreter:
         """Allocates the tensors; the delegate checks every TTQ op's input shape here."""
         try:
             return self._interpreter.allocate_tensors()
+        except UnicodeDecodeError as e:  # a ValueError: caught first
+            error = _runtime_error_from_undecodable(e)
+            _reraise_delegate_error(error, self._what)
+            raise error from None
         except (RuntimeError, ValueError) as e:
             _reraise_delegate_error(e, self._what)
             raise
@@ -300,6 +315,10 @@ class Interpreter:
     def invoke(self):
         try:
             return self._interpreter.invoke()
+        except UnicodeDecodeError as e:  # a ValueError: caught first
+            error = _runtime_error_from_undecodable(e)
+            _reraise_delegate_error(error, self._what)
+            raise error from None
         except (RuntimeError, ValueError) as e:
             _reraise_delegate_error(e, self._what)
             raise
