@@ -21,6 +21,7 @@ The library is looked up in `$TTQ_DELEGATE_LIB`, then in `ttq_keras/lib/libttq_d
 (where `make delegate` / `make setup` installs it).
 """
 
+import contextlib
 import ctypes
 import dataclasses
 import os
@@ -171,6 +172,20 @@ def _reraise_delegate_error(error, what):
     ) from error
 
 
+@contextlib.contextmanager
+def _delegate_errors(what):
+    """Turns a runtime error that carries the delegate's message into its ValueError."""
+    try:
+        yield
+    except UnicodeDecodeError as e:  # a ValueError subclass: handled first
+        error = _runtime_error_from_undecodable(e)
+        _reraise_delegate_error(error, what)
+        raise error from None
+    except (RuntimeError, ValueError) as e:
+        _reraise_delegate_error(e, what)
+        raise
+
+
 def _reject_what_crashes_the_runtime(model_path, model_content, what):
     """Raises ValueError for files that crash stock TFLite/LiteRT runtimes before the TTQ
     delegate is ever called, so ttq_keras.Interpreter fails cleanly on them.
@@ -283,7 +298,7 @@ class Interpreter:
             extra["experimental_op_resolver_type"] = (
                 resolver_types.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             )
-        try:
+        with _delegate_errors(what):
             self._interpreter = module.Interpreter(
                 model_path=model_path,
                 model_content=model_content,
@@ -291,37 +306,16 @@ class Interpreter:
                 experimental_delegates=[self._delegate],
                 **extra,
             )
-        except UnicodeDecodeError as e:  # a ValueError: caught first
-            error = _runtime_error_from_undecodable(e)
-            _reraise_delegate_error(error, what)
-            raise error from None
-        except (RuntimeError, ValueError) as e:
-            _reraise_delegate_error(e, what)
-            raise
         self._what = what
 
     def allocate_tensors(self):
         """Allocates the tensors; the delegate checks every TTQ op's input shape here."""
-        try:
+        with _delegate_errors(self._what):
             return self._interpreter.allocate_tensors()
-        except UnicodeDecodeError as e:  # a ValueError: caught first
-            error = _runtime_error_from_undecodable(e)
-            _reraise_delegate_error(error, self._what)
-            raise error from None
-        except (RuntimeError, ValueError) as e:
-            _reraise_delegate_error(e, self._what)
-            raise
 
     def invoke(self):
-        try:
+        with _delegate_errors(self._what):
             return self._interpreter.invoke()
-        except UnicodeDecodeError as e:  # a ValueError: caught first
-            error = _runtime_error_from_undecodable(e)
-            _reraise_delegate_error(error, self._what)
-            raise error from None
-        except (RuntimeError, ValueError) as e:
-            _reraise_delegate_error(e, self._what)
-            raise
 
     def __getattr__(self, name):
         # Only called for attributes not found on this object: forward to the interpreter.
